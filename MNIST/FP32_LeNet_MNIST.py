@@ -1,0 +1,18 @@
+"""Full-precision (FP32) baseline of the LeNet on MNIST, with plain ReLU.
+
+    python FP32_LeNet_MNIST.py --resume False --mode 'training'
+    python FP32_LeNet_MNIST.py --resume True --mode 'inference'
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
+
+from common import cli
+from common.networks import MNIST_LENET
+
+cli.define_ann_flags(learning_rate=1e-4, epochs=150, quantized=False)
+
+if __name__ == "__main__":
+    cli.run(cli.ann_main(MNIST_LENET, quantized=False, workspace=Path(__file__).parent))

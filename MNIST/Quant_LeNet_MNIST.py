@@ -1,0 +1,18 @@
+"""Quantized LeNet on MNIST: train it, or evaluate a checkpoint (--mode inference).
+
+    python Quant_LeNet_MNIST.py --k 0 --resume False --learning_rate 0.0001 --mode 'training'
+    python Quant_LeNet_MNIST.py --k 0 --resume True --mode 'inference'
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
+
+from common import cli
+from common.networks import MNIST_LENET
+
+cli.define_ann_flags(learning_rate=1e-4, epochs=150)
+
+if __name__ == "__main__":
+    cli.run(cli.ann_main(MNIST_LENET, quantized=True, workspace=Path(__file__).parent))

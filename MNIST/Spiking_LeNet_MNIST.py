@@ -1,0 +1,19 @@
+"""Spiking LeNet on MNIST: convert a quantized checkpoint and simulate it with negative spikes.
+
+    python Spiking_LeNet_MNIST.py --k 0
+
+Writes figs/k<k>/accuracy.txt, spike_num.txt, spike_collect.txt, sop_num.txt and summary.json.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
+
+from common import cli
+from common.networks import MNIST_LENET
+
+cli.define_snn_flags(time_steps=20)
+
+if __name__ == "__main__":
+    cli.run(cli.snn_main(MNIST_LENET, workspace=Path(__file__).parent))

@@ -1,0 +1,159 @@
+"""Command lines of the workspace scripts (absl flags) and their one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+class _BoolValueParser(flags.ArgumentParser):
+    """Booleans written as values, as the original's ``--resume False`` (``ast.literal_eval``)."""
+
+    def parse(self, argument: object) -> bool:
+        if isinstance(argument, bool):
+            return argument
+        text = str(argument).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected True or False, got {argument!r}")
+
+    def flag_type(self) -> str:
+        return "bool"
+
+
+def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
+    flags.DEFINE_integer("k", k, "Quantization level: activations on the grid 1/2^k.",
+                         lower_bound=0, upper_bound=8, flag_values=fv)
+    flags.DEFINE_integer("batch_size", batch_size, "Images per batch.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Data root holding mnist/, fashion_mnist/ or cifar10/ "
+                        "(default: $NEGSPIKE_DATA, then <workspace>/data).", flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, "Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz).",
+                        flag_values=fv)
+    flags.DEFINE_integer("seed", None, "Random seed; makes a run repeatable.", flag_values=fv)
+    flags.register_validator("data_dir", lambda v: v is None or os.path.isdir(v),
+                             "--data_dir must be an existing folder", flag_values=fv)
+
+
+def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: int = 200,
+                     quantized: bool = True, fv: flags.FlagValues = FLAGS) -> None:
+    """Flags of ``Quant_*.py`` and ``FP32_*.py`` with the original's defaults."""
+    _define_common(fv, k, batch_size)
+    flags.DEFINE(_BoolValueParser(), "resume", False, "Continue from --checkpoint (True or False).",
+                 flag_values=fv)
+    flags.DEFINE_enum("mode", "training", ["training", "inference"], "Train, or only evaluate.",
+                      flag_values=fv)
+    flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.", flag_values=fv)
+    flags.DEFINE_integer("epochs", epochs, "Epochs to train (a resumed, unfinished run goes on to its own "
+                         "target instead).", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("train_samples", None, "Train on the first N training images only.",
+                         lower_bound=1, flag_values=fv)
+    flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be positive",
+                             flag_values=fv)
+    if not quantized:
+        fv["k"].help = "Ignored by the FP32 baseline (kept so that the original command lines work)."
+
+
+def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
+                     fv: flags.FlagValues = FLAGS) -> None:
+    """Flags of ``Spiking_*.py``."""
+    _define_common(fv, k, batch_size)
+    fv["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz, "
+                             "else <workspace>/pretrained/k<k>.npz).")
+    flags.DEFINE_integer("time_steps", time_steps, "Simulation time steps.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_float("noise_ratio", 0.0, "Input noise: the image is multiplied by "
+                       "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_integer("num_samples", None, "Simulate the first N test images (default: all).",
+                         lower_bound=1, flag_values=fv)
+    if "log_dir" in fv:  # absl.logging's flag (for its log files, which we never write) takes the name
+        delattr(fv, "log_dir")
+    flags.DEFINE_string("log_dir", None, "Folder of the logs (default: <workspace>/figs/k<k>/).",
+                        flag_values=fv)
+    flags.DEFINE_enum("simulator", "fast", ["fast", "reference"],
+                      "'fast' (TensorFlow) or 'reference' (plain NumPy, for checking).", flag_values=fv)
+
+
+def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
+    """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2."""
+    try:
+        return fv(argv)
+    except flags.Error as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """``absl.app.run`` with one-line flag errors."""
+    app.run(main, flags_parser=parse_flags)
+
+
+def fail(message: str, status: int = 1) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(status)
+
+
+def default_checkpoint(workspace: Path, k: int | None) -> Path:
+    return workspace / "checkpoints" / ("fp32.npz" if k is None else f"k{k}.npz")
+
+
+def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[str]], None]:
+    """The ``main`` of a ``Quant_*.py`` (``quantized=True``) or ``FP32_*.py`` script."""
+    workspace = Path(workspace).resolve()
+
+    def main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
+        from common import checkpoint, data, train
+
+        k = FLAGS.k if quantized else None
+        cfg = train.TrainConfig(
+            network=network, k=k, roots=data.data_roots(FLAGS.data_dir, workspace),
+            checkpoint=Path(FLAGS.checkpoint) if FLAGS.checkpoint else default_checkpoint(workspace, k),
+            mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed)
+        print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode} resume={cfg.resume} "
+              f"learning_rate={cfg.learning_rate} checkpoint={cfg.checkpoint}", flush=True)
+        try:
+            train.run(cfg)
+        except train.Interrupted as e:
+            sys.stderr.write(f"{e}\n")
+            sys.exit(128 + e.signum)
+        except (data.DataError, checkpoint.CheckpointError, train.TrainingError) as e:
+            fail(str(e))
+
+    return main
+
+
+def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
+    """The ``main`` of a ``Spiking_*.py`` script."""
+    workspace = Path(workspace).resolve()
+
+    def main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
+        from common import checkpoint, data, spiking
+
+        if FLAGS.checkpoint:
+            ckpt = Path(FLAGS.checkpoint)
+        else:
+            ckpt = default_checkpoint(workspace, FLAGS.k)
+            shipped = workspace / "pretrained" / ckpt.name
+            ckpt = ckpt if ckpt.is_file() or not shipped.is_file() else shipped
+        cfg = spiking.SpikingConfig(
+            network=network, k=FLAGS.k, checkpoint=ckpt, roots=data.data_roots(FLAGS.data_dir, workspace),
+            log_dir=Path(FLAGS.log_dir) if FLAGS.log_dir else workspace / "figs" / f"k{FLAGS.k}",
+            time_steps=FLAGS.time_steps, batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples,
+            noise_ratio=FLAGS.noise_ratio, seed=FLAGS.seed, simulator=FLAGS.simulator)
+        try:
+            spiking.run(cfg)
+        except (data.DataError, checkpoint.CheckpointError) as e:
+            fail(str(e))
+
+    return main

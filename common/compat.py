@@ -1,0 +1,65 @@
+"""Compatibility of TensorLayer 2.2.5 with current TensorFlow and NumPy.
+
+TensorLayer 2.2.5 (2020) predates TF 2.16 and NumPy 2. Of what this package uses,
+three things break; each is handled here rather than by forking TensorLayer:
+
+1. ``import tensorlayer`` imports OpenCV and matplotlib without declaring them:
+   ``requirements.txt`` lists both, and matplotlib is pinned to the Agg backend
+   before TensorLayer loads so that nothing needs a display.
+2. ``tl.layers.BatchNorm`` rebinds ``self.moving_mean`` to a tensor while training,
+   which fails inside ``tf.function``: :class:`BatchNorm` below updates the moving
+   statistics in place with ``Variable.assign``.
+3. ``Model.save_weights`` to ``.npz`` builds a ragged object array, which NumPy 2
+   refuses: checkpoints are written by :mod:`common.checkpoint` as named arrays.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the logs
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import tensorflow as tf  # noqa: E402
+import tensorlayer as tl  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+tl.logging.set_verbosity(tl.logging.WARN)
+
+BN_EPSILON = 1e-5  # TensorLayer's default, used by training and by the converter
+
+
+def batchnorm_scale_shift(gamma: tf.Tensor, beta: tf.Tensor, mean: tf.Tensor, var: tf.Tensor,
+                          epsilon: float = BN_EPSILON) -> tuple[tf.Tensor, tf.Tensor]:
+    """Return ``(scale, shift)`` with ``bn(z) = z * scale + shift``.
+
+    The same operations, in the same order, as ``tensorlayer.layers.normalization.
+    batch_normalization``; the converter calls this too, so the SNN sees the ANN's bits.
+    """
+    scale = tf.math.rsqrt(var + epsilon) * gamma
+    return scale, beta - mean * scale
+
+
+class BatchNorm(tl.layers.BatchNorm):
+    """``tl.layers.BatchNorm`` whose training step also works inside ``tf.function``.
+
+    Training normalizes with the batch statistics and moves the running statistics
+    toward them with ``decay``, as TensorLayer does, but in place. Inference uses
+    :func:`batchnorm_scale_shift` on the running statistics.
+    """
+
+    def forward(self, inputs: tf.Tensor) -> tf.Tensor:
+        axes = list(range(len(inputs.shape) - 1))
+        if self.is_train:
+            mean, var = tf.nn.moments(inputs, axes, keepdims=False)
+            self.moving_mean.assign(self.moving_mean * self.decay + mean * (1.0 - self.decay))
+            self.moving_var.assign(self.moving_var * self.decay + var * (1.0 - self.decay))
+        else:
+            mean, var = self.moving_mean, self.moving_var
+        scale, shift = batchnorm_scale_shift(self.gamma, self.beta, mean, var, self.epsilon)
+        outputs = inputs * scale + shift
+        return self.act(outputs) if self.act else outputs

@@ -1,0 +1,90 @@
+"""The paper's five networks, each described once.
+
+A :class:`Network` drives the ANN builder (:mod:`common.model`), the converter
+(:mod:`common.convert`) and both simulators. Every hidden layer is a convolution
+without bias followed by BatchNorm, ReLU and the k-level quantizer; fully connected
+hidden layers are convolutions whose kernel covers the whole input map, as in the
+original code. The output layer is a dense layer without bias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    """A hidden layer: ``filters`` kernels of ``kernel x kernel``, no bias."""
+
+    filters: int
+    kernel: int
+    stride: int = 1
+    padding: str = "SAME"
+
+    def output_size(self, size: int) -> int:
+        if self.padding == "SAME":
+            return -(-size // self.stride)
+        return (size - self.kernel) // self.stride + 1
+
+
+def P2(filters: int) -> Conv:  # noqa: N802 - the paper's name for its learned pooling
+    """The paper's learned pooling: a 2x2 stride-2 convolution."""
+    return Conv(filters, 2, stride=2, padding="VALID")
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """One network: its input, its hidden layers and its output classes."""
+
+    name: str
+    dataset: str
+    input_shape: tuple[int, int, int]
+    hidden: tuple[Conv, ...]
+    classes: int = 10
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        """``(height, width, channels)`` of the input and of every hidden layer."""
+        h, w, c = self.input_shape
+        shapes = [(h, w, c)]
+        for layer in self.hidden:
+            h, w, c = layer.output_size(h), layer.output_size(w), layer.filters
+            shapes.append((h, w, c))
+        return shapes
+
+    @property
+    def flat_features(self) -> int:
+        h, w, c = self.shapes()[-1]
+        return h * w * c
+
+    def hidden_neurons(self) -> int:
+        return sum(h * w * c for h, w, c in self.shapes()[1:])
+
+    def macs_per_image(self) -> int:
+        """Multiply-accumulates of one ANN forward pass (hidden layers and output)."""
+        shapes = self.shapes()
+        macs = sum(ho * wo * co * layer.kernel * layer.kernel * shapes[i][2]
+                   for i, (layer, (ho, wo, co)) in enumerate(zip(self.hidden, shapes[1:])))
+        return macs + self.flat_features * self.classes
+
+
+MNIST_LENET = Network("mnist_lenet", "mnist", (28, 28, 1), (
+    Conv(20, 5, padding="VALID"), P2(20), Conv(50, 5, padding="VALID"), P2(50),
+    Conv(500, 4, padding="VALID")))
+
+FASHION_LENET = Network("fashion_lenet", "fashion_mnist", (28, 28, 1), (
+    Conv(32, 5, padding="VALID"), P2(32), Conv(64, 5, padding="VALID"), P2(64),
+    Conv(1024, 4, padding="VALID")))
+
+FASHION_MLP = Network("fashion_mlp", "fashion_mnist", (28, 28, 1), (
+    Conv(400, 28, padding="VALID"), Conv(400, 1, padding="VALID")))
+
+CIFAR_CNN1 = Network("cifar10_cnn1", "cifar10", (24, 24, 3), (
+    Conv(96, 3), Conv(256, 3), P2(256), Conv(384, 3), P2(384), Conv(384, 3), Conv(256, 3),
+    P2(256), Conv(1024, 3, padding="VALID"), Conv(1024, 1, padding="VALID")))
+
+CIFAR_CNN2 = Network("cifar10_cnn2", "cifar10", (24, 24, 3), (
+    Conv(128, 3), Conv(256, 3), P2(256), Conv(512, 3), P2(512), Conv(1024, 3), Conv(512, 3),
+    P2(512), Conv(1024, 3, padding="VALID"), Conv(512, 1, padding="VALID")))
+
+NETWORKS: dict[str, Network] = {n.name: n for n in
+                                (MNIST_LENET, FASHION_LENET, FASHION_MLP, CIFAR_CNN1, CIFAR_CNN2)}

@@ -1,0 +1,215 @@
+"""The one training and evaluation loop of every ANN script."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from common import checkpoint, data
+from common.fsutil import write_json
+from common.model import build_ann
+from common.networks import Network
+
+
+class TrainingError(Exception):
+    """Training cannot go on (for example the loss became NaN)."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; a resumable checkpoint has been written."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    network: Network
+    k: int | None  # None: the FP32 baseline
+    checkpoint: Path
+    roots: list[Path]
+    mode: str = "training"
+    resume: bool = False
+    learning_rate: float = 1e-4
+    epochs: int = 1
+    batch_size: int = 200
+    train_samples: int | None = None
+    seed: int | None = None
+
+
+def set_seed(seed: int | None) -> None:
+    """Make weights, shuffling and augmentation repeatable; TF's op determinism too."""
+    if seed is None:
+        return
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
+def correct(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64))
+
+
+def make_eval_step(model):
+    @tf.function(reduce_retracing=True)
+    def eval_step(x, y):
+        logits = model(x, is_train=False)[-1]
+        return cross_entropy(y, logits) * tf.cast(tf.shape(y)[0], tf.float32), correct(y, logits)
+    return eval_step
+
+
+def evaluate(model, inputs: np.ndarray, labels: np.ndarray, batch_size: int, eval_step=None) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` in inference mode."""
+    eval_step = eval_step or make_eval_step(model)
+    total_loss, total_correct = 0.0, 0
+    for x, y in data.eval_batches(inputs, labels, batch_size):
+        loss, hits = eval_step(x, y)
+        total_loss += float(loss)
+        total_correct += int(hits)
+    return total_loss / len(labels), total_correct / len(labels)
+
+
+def optimizer_state(opt) -> list[np.ndarray]:
+    """Adam's iteration count and moments; not its learning rate, which a resumed run may change."""
+    return [v.numpy() for v in opt.variables if not v.path.endswith("learning_rate")]
+
+
+def restore_optimizer(opt, model, state: list[np.ndarray], path: Path) -> None:
+    opt.build(model.trainable_weights)
+    variables = [v for v in opt.variables if not v.path.endswith("learning_rate")]
+    if not state:
+        return
+    if len(state) != len(variables) or any(v.shape != s.shape for v, s in zip(variables, state)):
+        raise checkpoint.CheckpointError(f"checkpoint {path}: optimizer state does not fit this network")
+    for v, s in zip(variables, state):
+        v.assign(s)
+
+
+class _SignalGuard:
+    """Turns SIGINT/SIGTERM into a flag that the loop checks at each batch boundary."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def history_path(ckpt: Path) -> Path:
+    return ckpt.with_name(ckpt.stem + ".history.json")
+
+
+def run(cfg: TrainConfig) -> float:
+    """Train (``mode='training'``) or just evaluate (``'inference'``); returns the test accuracy."""
+    set_seed(cfg.seed)
+    dataset = cfg.network.dataset
+    model = build_ann(cfg.network, cfg.k)
+    test = data.load_split(dataset, "test", cfg.roots)
+    test_inputs = data.eval_inputs(dataset, test)
+    eval_step = make_eval_step(model)
+
+    if cfg.mode == "inference" or cfg.resume:
+        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
+        checkpoint.assign(model, ckpt)
+    if cfg.mode == "training":
+        _train(cfg, model, eval_step, ckpt if cfg.resume else None)
+
+    _, test_acc = evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)
+    print(f"test accuracy: {test_acc:.4f}", flush=True)
+    return test_acc
+
+
+def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None) -> None:
+    dataset = cfg.network.dataset
+    train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
+    held_out_name = "test" if dataset == "cifar10" else "validation"
+    held_out = data.load_split(dataset, held_out_name, cfg.roots)
+    held_inputs = data.eval_inputs(dataset, held_out)
+    opt = tf.keras.optimizers.Adam(cfg.learning_rate)
+    history_file = history_path(cfg.checkpoint)
+    history: list[dict] = []
+    start_epoch, skip, target = 0, 0, cfg.epochs
+    if ckpt is not None:
+        restore_optimizer(opt, model, ckpt.optimizer, cfg.checkpoint)
+        start_epoch, skip = ckpt.epoch, ckpt.batch
+        # A run that stopped early goes on to its own target; a finished one trains --epochs more.
+        finished = skip == 0 and start_epoch >= ckpt.target_epoch
+        target = start_epoch + cfg.epochs if finished else ckpt.target_epoch
+        if history_file.is_file():
+            history = json.loads(history_file.read_text())
+        print(f"resuming {cfg.checkpoint} at epoch {start_epoch + 1}"
+              + (f", batch {skip + 1}" if skip else "") + f"; training to epoch {target}", flush=True)
+    elif cfg.checkpoint.exists():
+        backup = cfg.checkpoint.with_name(cfg.checkpoint.name + ".bak")
+        cfg.checkpoint.replace(backup)
+        print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, is_train=True)[-1]
+            loss = cross_entropy(y, logits)
+        grads = tape.gradient(loss, model.trainable_weights)
+        opt.apply_gradients(zip(grads, model.trainable_weights))
+        return loss, correct(y, logits)
+
+    def save(epoch: int, batch: int) -> None:
+        checkpoint.save(cfg.checkpoint, cfg.network, cfg.k, checkpoint.model_weights(model), epoch, batch,
+                        optimizer_state(opt), target_epoch=target)
+
+    n_batches = max(1, len(train) // cfg.batch_size)
+    with _SignalGuard() as guard:
+        for epoch in range(start_epoch, target):
+            start = time.time()
+            bar = tf.keras.utils.Progbar(n_batches, stateful_metrics=["loss", "acc"],
+                                         unit_name="batch", verbose=1 if sys.stdout.isatty() else 2)
+            print(f"Epoch {epoch + 1}/{target}", flush=True)
+            seen, loss_sum, hits = 0, 0.0, 0
+            for b, (x, y) in enumerate(data.train_batches(dataset, train, cfg.batch_size, cfg.seed or 0,
+                                                          epoch, skip), start=skip):
+                loss, batch_hits = train_step(x, y)
+                loss = float(loss)
+                if not np.isfinite(loss):
+                    raise TrainingError(f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1}; "
+                                        f"the last good checkpoint {cfg.checkpoint} is kept; "
+                                        f"try a lower --learning_rate")
+                seen += len(y)
+                loss_sum += loss * len(y)
+                hits += int(batch_hits)
+                bar.update(b + 1, [("loss", loss_sum / seen), ("acc", hits / seen)])
+                if guard.signum is not None:
+                    save(epoch, b + 1)
+                    raise Interrupted(f"interrupted by {signal.Signals(guard.signum).name}: saved "
+                                      f"{cfg.checkpoint} at epoch {epoch + 1}, batch {b + 1}; "
+                                      f"continue with --resume True", guard.signum)
+            skip = 0
+            val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step)
+            record = {"epoch": epoch + 1, "learning_rate": cfg.learning_rate,
+                      "train_loss": loss_sum / max(seen, 1), "train_acc": hits / max(seen, 1),
+                      f"{held_out_name}_loss": val_loss, f"{held_out_name}_acc": val_acc,
+                      "seconds": round(time.time() - start, 2)}
+            history.append(record)
+            print(f"   train loss: {record['train_loss']:.4f}  train acc: {record['train_acc']:.4f}  "
+                  f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
+                  f"time: {record['seconds']:.1f}s", flush=True)
+            save(epoch + 1, 0)
+            write_json(history_file, history)
