@@ -127,3 +127,25 @@ def model_weights(model) -> dict[str, np.ndarray]:
 def assign(model, weights: dict[str, np.ndarray]) -> None:
     for w in model.all_weights:
         w.assign(weights[w.name.split(":")[0]])
+
+
+def export(src: str | Path, dst: str | Path) -> None:
+    """Copy a checkpoint without its optimizer state (for shipping: a third of the size),
+    with its training history beside it."""
+    src, dst = Path(src), Path(dst)
+    with np.load(src, allow_pickle=False) as f:
+        arrays = {name: f[name] for name in f.files if not name.startswith("optimizer/")}
+    with atomic_write(dst, "wb") as out:
+        np.savez(out, **arrays)
+    history = src.with_name(src.stem + ".history.json")
+    if history.is_file():
+        with atomic_write(dst.with_name(dst.stem + ".history.json")) as out:
+            out.write(history.read_text())
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "export":
+        sys.exit("usage: python -m common.checkpoint export SRC.npz DST.npz")
+    export(sys.argv[2], sys.argv[3])

@@ -1,0 +1,31 @@
+"""Test set-up: the repository root on sys.path, a quiet TensorFlow, shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from common import compat  # noqa: E402,F401 - configures TensorFlow and TensorLayer first
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def idx_root(tmp_path: Path) -> Path:
+    """A data root holding a small, learnable MNIST-format dataset (1,200 + 200 images)."""
+    from helpers import write_idx_dataset
+
+    write_idx_dataset(tmp_path / "data" / "mnist", 11_200, 200, np.random.default_rng(7))
+    return tmp_path / "data"
