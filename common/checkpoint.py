@@ -81,6 +81,9 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train first (--mode training) "
                               f"or pass --checkpoint")
+    if not zipfile.is_zipfile(path):  # np.load would take any other file for a pickle
+        raise CheckpointError(f"checkpoint {path} is not a valid .npz file (not a zip archive); "
+                              f"it may be truncated or not a checkpoint")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}

@@ -59,6 +59,7 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
                              flag_values=fv)
     if not quantized:
         fv["k"].help = "Ignored by the FP32 baseline (kept so that the original command lines work)."
+    _key_flags_of_script(fv, ANN_FLAGS)
 
 
 def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
@@ -78,6 +79,19 @@ def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
                         flag_values=fv)
     flags.DEFINE_enum("simulator", "fast", ["fast", "reference"],
                       "'fast' (TensorFlow) or 'reference' (plain NumPy, for checking).", flag_values=fv)
+    _key_flags_of_script(fv, SNN_FLAGS)
+
+
+def _key_flags_of_script(fv: flags.FlagValues, names: list[str]) -> None:
+    """List the flags in the script's ``--helpshort``, although ``common.cli`` defines them."""
+    for name in names:
+        fv.register_key_flag_for_module(sys.argv[0], fv[name])
+
+
+ANN_FLAGS = ["k", "batch_size", "data_dir", "checkpoint", "seed", "resume", "mode", "learning_rate", "epochs",
+             "train_samples"]
+SNN_FLAGS = ["k", "batch_size", "data_dir", "checkpoint", "seed", "time_steps", "noise_ratio", "num_samples",
+             "log_dir", "simulator"]
 
 
 def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:

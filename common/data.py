@@ -9,6 +9,7 @@ downloaded from the canonical mirrors and checked against their checksums.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import gzip
 import hashlib
@@ -133,6 +134,7 @@ class _CifarUnpickler(pickle.Unpickler):
     """Unpickles only what a CIFAR-10 batch holds: dicts, lists, bytes, ints and uint8 arrays."""
 
     _ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes in protocol 2
                 ("numpy.core.multiarray", "_reconstruct"): None,
                 ("numpy._core.multiarray", "_reconstruct"): None}
 
@@ -316,11 +318,12 @@ def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch:
     tf = _tf()
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(split))
+    seeds = rng.integers(0, 2 ** 31 - 1, size=(len(split), 2), dtype=np.int64)  # drawn whole: skip keeps them
     n_batches = max(1, len(split) // batch_size)
-    order = order[skip * batch_size:n_batches * batch_size] if len(split) >= batch_size else order
+    keep = slice(skip * batch_size, n_batches * batch_size if len(split) >= batch_size else len(split))
+    order, seeds = order[keep], seeds[keep]
     x, y = split.x[order], split.y[order]
     if dataset == "cifar10":
-        seeds = rng.integers(0, 2 ** 31 - 1, size=(len(order), 2), dtype=np.int64)
         ds = tf.data.Dataset.from_tensor_slices((x, y, seeds))
         ds = ds.map(lambda img, lab, s: (_cifar_augment(img, s), lab), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)

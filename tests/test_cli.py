@@ -1,0 +1,77 @@
+"""The original command lines, and one clear line for every bad flag."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from common import cli
+from conftest import ROOT
+
+QUANT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
+SPIKING = ROOT / "CIFAR10" / "CNN_1" / "Spiking_CNN1_CIFAR10.py"
+SCRIPTS = sorted(ROOT.glob("MNIST/*_MNIST.py")) + sorted(ROOT.glob("FashionMNIST/*/*.py")) + \
+    sorted(ROOT.glob("CIFAR10/*/*.py"))
+
+
+def parse_ann(argv):
+    fv = flags.FlagValues()
+    cli.define_ann_flags(learning_rate=1e-3, epochs=100, fv=fv)
+    fv(["prog", *argv])
+    return fv
+
+
+def test_the_original_training_line():
+    fv = parse_ann(["--k", "0", "--resume", "False", "--learning_rate", "0.001", "--mode", "training"])
+    assert (fv.k, fv.resume, fv.learning_rate, fv.mode) == (0, False, 0.001, "training")
+    assert fv.batch_size == 200 and fv.epochs == 100
+
+
+def test_the_original_resume_and_inference_lines():
+    fv = parse_ann(["--k", "1", "--resume", "True", "--mode", "inference"])
+    assert (fv.k, fv.resume, fv.mode) == (1, True, "inference")
+    assert parse_ann(["--resume=False"]).resume is False
+
+
+def test_the_original_spiking_line():
+    fv = flags.FlagValues()
+    cli.define_snn_flags(time_steps=100, fv=fv)
+    fv(["prog", "--k", "0"])
+    assert (fv.k, fv.time_steps, fv.noise_ratio, fv.batch_size) == (0, 100, 0.0, 200)
+
+
+def test_there_are_fifteen_scripts():
+    assert len(SCRIPTS) == 15
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    (QUANT, ["--k", "9"], "flag --k=9: 9 is not an integer in the range [0, 8]"),
+    (QUANT, ["--mode", "testing"], "flag --mode=testing: value should be one of <training|inference>"),
+    (QUANT, ["--epochs", "0"], "flag --epochs=0"),
+    (QUANT, ["--batch_size", "0"], "flag --batch_size=0"),
+    (QUANT, ["--resume", "maybe"], "flag --resume=maybe: expected True or False"),
+    (QUANT, ["--learning_rate", "-1"], "--learning_rate must be positive"),
+    (QUANT, ["--data_dir", "/no/such/folder"], "--data_dir must be an existing folder"),
+    (SPIKING, ["--time_steps", "0"], "flag --time_steps=0"),
+    (SPIKING, ["--noise_ratio", "-0.5"], "flag --noise_ratio=-0.5"),
+    (SPIKING, ["--k", "-1"], "flag --k=-1"),
+    (SPIKING, ["--simulator", "gpu"], "value should be one of <fast|reference>"),
+])
+def test_bad_flags_get_one_clear_line(script, args, expected):
+    done = run(script, *args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and expected in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_every_script_answers_help():
+    for script in SCRIPTS:
+        done = run(script, "--helpshort")
+        assert "--k:" in done.stdout and "--checkpoint:" in done.stdout, script  # absl exits 1 after help

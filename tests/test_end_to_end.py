@@ -1,0 +1,114 @@
+"""A tiny model trained on synthetic data, converted and simulated: logs and summary agree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import logs, spiking, train
+from common.networks import MNIST_LENET
+from conftest import ROOT
+
+T = 15
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from helpers import write_idx_dataset
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    write_idx_dataset(tmp / "data" / "mnist", 10_600, 150, np.random.default_rng(3))
+    cfg = train.TrainConfig(network=MNIST_LENET, k=1, checkpoint=tmp / "k1.npz", roots=[tmp / "data"],
+                            learning_rate=1e-2, epochs=2, batch_size=100, train_samples=600, seed=0)
+    train.run(cfg)
+    return tmp, cfg
+
+
+def simulate(trained, log_dir: Path, **overrides) -> dict:
+    tmp, cfg = trained
+    settings = dict(network=MNIST_LENET, k=1, checkpoint=cfg.checkpoint, roots=cfg.roots, log_dir=log_dir,
+                    time_steps=T, batch_size=100)
+    settings.update(overrides)
+    return spiking.run(spiking.SpikingConfig(**settings))
+
+
+def test_logs_and_summary_agree(trained, tmp_path):
+    summary = simulate(trained, tmp_path)
+    n = summary["num_samples"]
+    assert n == 150 and summary["time_steps"] == T
+    for name in logs.LOG_FILES:
+        assert len((tmp_path / name).read_text().splitlines()) == 2 * T  # batches of 100 and 50
+    accuracy = logs.read_log(tmp_path, "accuracy.txt", T)
+    assert summary["snn_accuracy"] == (accuracy.sum(axis=0) / n).tolist()
+    spikes = logs.read_log(tmp_path, "spike_num.txt", T)
+    net = logs.read_log(tmp_path, "spike_collect.txt", T)
+    sops = logs.read_log(tmp_path, "sop_num.txt", T)
+    assert (np.diff(spikes, axis=1) >= 0).all() and (np.diff(sops, axis=1) >= 0).all()  # cumulative
+    assert summary["spikes_per_image"] == spikes[:, -1].sum() / n
+    difference = summary["positive_spikes_per_image"] - summary["negative_spikes_per_image"]
+    assert difference == pytest.approx(net[:, -1].sum() / n, rel=1e-12)
+    assert summary["sops_per_image"] == sops[:, -1].sum() / n
+    assert summary["mismatched_neurons"] == 0 and summary["agreement"] == 1.0
+    assert summary["snn_accuracy"][-1] == summary["ann_accuracy"]
+    step = summary["lossless_step"]
+    assert all(a == summary["ann_accuracy"] for a in summary["snn_accuracy"][step - 1:])
+    assert step == 1 or summary["snn_accuracy"][step - 2] != summary["ann_accuracy"]
+    settle = summary["settle_steps"]
+    assert sum(settle["histogram"].values()) + settle["unsettled"] == n
+    assert summary["ann_macs_per_image"] == MNIST_LENET.macs_per_image()
+
+
+def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
+    simulate(trained, tmp_path / "fast", num_samples=20)
+    simulate(trained, tmp_path / "ref", num_samples=20, simulator="reference")
+    for name in logs.LOG_FILES:
+        assert (tmp_path / "fast" / name).read_text() == (tmp_path / "ref" / name).read_text(), name
+
+
+def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
+    a = simulate(trained, tmp_path / "a", noise_ratio=0.5, seed=4, num_samples=50)
+    simulate(trained, tmp_path / "b", noise_ratio=0.5, seed=4, num_samples=50)
+    c = simulate(trained, tmp_path / "c", noise_ratio=0.5, seed=5, num_samples=50)
+    for name in logs.LOG_FILES:
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+    assert (tmp_path / "a" / "spike_num.txt").read_text() != (tmp_path / "c" / "spike_num.txt").read_text()
+    assert a["noise_ratio"] == 0.5
+
+
+def test_the_script_end_to_end(trained, tmp_path):
+    tmp, cfg = trained
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--k", "1", "--checkpoint",
+         str(cfg.checkpoint), "--data_dir", str(tmp / "data"), "--time_steps", "12", "--log_dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert "agreement 1.0000" in last and "mismatched neurons 0" in last
+    assert logs.read_summary(tmp_path)["time_steps"] == 12
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda p: p.write_bytes(b"garbage"), "is not a valid .npz file"),
+    (lambda p: None, "does not exist"),
+])
+def test_bad_checkpoints_get_one_line(tmp_path, make_bad, message):
+    bad = tmp_path / "k1.npz"
+    make_bad(bad)
+    done = subprocess.run([sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--checkpoint", str(bad)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: checkpoint") and message in done.stderr
+
+
+def test_missing_data_gets_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "FashionMNIST" / "MLP" / "Quant_MLP_FashionMNIST.py"),
+                           "--mode", "inference", "--data_dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: fashion_mnist: missing t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
+    assert str(tmp_path / "fashion_mnist") in last
