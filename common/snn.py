@@ -25,7 +25,7 @@ from common.convert import SpikingNetwork
 from common.layers import quantize_level
 
 DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20  # bytes of activations per chunk of time steps
-MAX_CHUNK_STEPS = 8  # steps unrolled in one compiled chunk: longer chunks only cost tracing time
+MAX_CHUNK_STEPS = 4  # steps per compiled chunk: settled samples leave the batch between chunks
 
 
 class NegativeSpikeIF:

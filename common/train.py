@@ -22,7 +22,7 @@ class TrainingError(Exception):
     """Training cannot go on (for example the loss became NaN)."""
 
 
-class Interrupted(Exception):
+class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
     """SIGINT or SIGTERM arrived; a resumable checkpoint has been written."""
 
     def __init__(self, message: str, signum: int):
@@ -134,6 +134,10 @@ def run(cfg: TrainConfig) -> float:
         _train(cfg, model, eval_step, ckpt if cfg.resume else None)
 
     _, test_acc = evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)
+    if cfg.mode == "training":  # the history's last record keeps the final test accuracy
+        history = json.loads(history_path(cfg.checkpoint).read_text())
+        history[-1]["test_acc"] = test_acc
+        write_json(history_path(cfg.checkpoint), history)
     print(f"test accuracy: {test_acc:.4f}", flush=True)
     return test_acc
 

@@ -72,7 +72,7 @@ def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
 def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     a = simulate(trained, tmp_path / "a", noise_ratio=0.5, seed=4, num_samples=50)
     simulate(trained, tmp_path / "b", noise_ratio=0.5, seed=4, num_samples=50)
-    c = simulate(trained, tmp_path / "c", noise_ratio=0.5, seed=5, num_samples=50)
+    simulate(trained, tmp_path / "c", noise_ratio=0.5, seed=5, num_samples=50)
     for name in logs.LOG_FILES:
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
     assert (tmp_path / "a" / "spike_num.txt").read_text() != (tmp_path / "c" / "spike_num.txt").read_text()
