@@ -207,7 +207,7 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                                       f"continue with --resume True", guard.signum)
             skip = 0
             val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step)
-            record = {"epoch": epoch + 1, "learning_rate": cfg.learning_rate,
+            record = {"epoch": epoch + 1, "learning_rate": cfg.learning_rate, "train_images": len(train),
                       "train_loss": loss_sum / max(seen, 1), "train_acc": hits / max(seen, 1),
                       f"{held_out_name}_loss": val_loss, f"{held_out_name}_acc": val_acc,
                       "seconds": round(time.time() - start, 2)}
