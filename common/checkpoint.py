@@ -24,6 +24,7 @@ import numpy as np
 from common.fsutil import atomic_write
 from common.model import OUTPUT_NAME, layer_names
 from common.networks import Network
+import tensorlayer as tl
 
 FORMAT_VERSION = 1
 FP32_K = -1
@@ -122,12 +123,12 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     return ckpt
 
 
-def model_weights(model) -> dict[str, np.ndarray]:
+def model_weights(model: tl.models.Model) -> dict[str, np.ndarray]:
     """The named arrays of a TensorLayer model built by :func:`common.model.build_ann`."""
     return {w.name.split(":")[0]: w.numpy() for w in model.all_weights}
 
 
-def assign(model, weights: dict[str, np.ndarray]) -> None:
+def assign(model: tl.models.Model, weights: dict[str, np.ndarray]) -> None:
     for w in model.all_weights:
         w.assign(weights[w.name.split(":")[0]])
 

@@ -23,7 +23,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
+from common import compat  # noqa: F401 - configures TensorFlow first
 from common.fsutil import atomic_write
 
 DATA_ENV = "NEGSPIKE_DATA"
@@ -280,22 +282,14 @@ def load_split(dataset: str, split: str, roots: list[Path], download: bool = Tru
 
 # ---------------------------------------------------------------------------- pipelines
 
-def _tf():
-    from common import compat  # noqa: F401 - quiet TensorFlow before it loads
-    import tensorflow as tf
-    return tf
-
-
-def cifar_eval_preprocess(images: np.ndarray):
+def cifar_eval_preprocess(images: np.ndarray) -> tf.Tensor:
     """The original's test path: central 24x24 crop, then per-image standardization."""
-    tf = _tf()
     x = tf.image.resize_with_crop_or_pad(tf.cast(images, tf.float32), CIFAR_CROP, CIFAR_CROP)
     return tf.image.per_image_standardization(x)
 
 
-def _cifar_augment(image, seed):
+def _cifar_augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """The original's training path, with stateless ops so that a seed fixes every draw."""
-    tf = _tf()
     seeds = tf.random.experimental.stateless_split(seed, 4)
     x = tf.image.stateless_random_crop(tf.cast(image, tf.float32), [CIFAR_CROP, CIFAR_CROP, 3], seeds[0])
     x = tf.image.stateless_random_flip_left_right(x, seeds[1])
@@ -309,13 +303,13 @@ def eval_inputs(dataset: str, split: Split) -> np.ndarray:
     return np.asarray(cifar_eval_preprocess(split.x)) if dataset == "cifar10" else split.x
 
 
-def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch: int, skip: int = 0):
+def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch: int,
+                  skip: int = 0) -> tf.data.Dataset:
     """One epoch of shuffled training batches; ``(seed, epoch)`` fixes order and augmentation.
 
     The last partial batch is dropped, as the original's minibatch iterator did; ``skip``
     batches are passed over, to resume an epoch that was interrupted.
     """
-    tf = _tf()
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(split))
     seeds = rng.integers(0, 2 ** 31 - 1, size=(len(split), 2), dtype=np.int64)  # drawn whole: skip keeps them
@@ -332,6 +326,5 @@ def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch:
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_batches(inputs: np.ndarray, labels: np.ndarray, batch_size: int):
-    tf = _tf()
+def eval_batches(inputs: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)

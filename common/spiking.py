@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -14,6 +16,7 @@ from common import checkpoint, convert, data, logs, reference
 from common.model import build_ann
 from common.networks import Network
 from common.snn import FastSimulator, SimulationResult
+import tensorlayer as tl
 
 
 @dataclasses.dataclass
@@ -31,7 +34,7 @@ class SpikingConfig:
     simulator: str = "fast"
 
 
-def ann_forward(model):
+def ann_forward(model: tl.models.Model) -> Callable[[np.ndarray], list[np.ndarray]]:
     """Compiled inference returning ``[a_1, ..., a_L, logits]``; pads a batch of one to two
     because single-image kernels round differently from the batched ones the SNN uses."""
     @tf.function(reduce_retracing=True)

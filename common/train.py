@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -16,6 +18,7 @@ from common import checkpoint, data
 from common.fsutil import write_json
 from common.model import build_ann
 from common.networks import Network
+import tensorlayer as tl
 
 
 class TrainingError(Exception):
@@ -61,7 +64,7 @@ def correct(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64))
 
 
-def make_eval_step(model):
+def make_eval_step(model: tl.models.Model) -> Callable:
     @tf.function(reduce_retracing=True)
     def eval_step(x, y):
         logits = model(x, is_train=False)[-1]
@@ -69,7 +72,8 @@ def make_eval_step(model):
     return eval_step
 
 
-def evaluate(model, inputs: np.ndarray, labels: np.ndarray, batch_size: int, eval_step=None) -> tuple[float, float]:
+def evaluate(model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int,
+             eval_step: Callable | None = None) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` in inference mode."""
     eval_step = eval_step or make_eval_step(model)
     total_loss, total_correct = 0.0, 0
@@ -80,12 +84,13 @@ def evaluate(model, inputs: np.ndarray, labels: np.ndarray, batch_size: int, eva
     return total_loss / len(labels), total_correct / len(labels)
 
 
-def optimizer_state(opt) -> list[np.ndarray]:
+def optimizer_state(opt: tf.keras.optimizers.Optimizer) -> list[np.ndarray]:
     """Adam's iteration count and moments; not its learning rate, which a resumed run may change."""
     return [v.numpy() for v in opt.variables if not v.path.endswith("learning_rate")]
 
 
-def restore_optimizer(opt, model, state: list[np.ndarray], path: Path) -> None:
+def restore_optimizer(opt: tf.keras.optimizers.Optimizer, model: tl.models.Model, state: list[np.ndarray],
+                      path: Path) -> None:
     opt.build(model.trainable_weights)
     variables = [v for v in opt.variables if not v.path.endswith("learning_rate")]
     if not state:
