@@ -57,6 +57,15 @@ def test_inference_mode_loads_the_checkpoint(idx_root, tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == trained
 
 
+def test_training_afresh_keeps_the_previous_checkpoint_aside(idx_root, tmp_path):
+    cfg = config(idx_root, tmp_path)
+    train.run(cfg)
+    first = cfg.checkpoint.read_bytes()
+    train.run(config(idx_root, tmp_path, seed=2))
+    backup = cfg.checkpoint.with_name(cfg.checkpoint.name + ".bak")
+    assert backup.read_bytes() == first and cfg.checkpoint.read_bytes() != first
+
+
 def test_resume_without_a_checkpoint_says_so(idx_root, tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
         train.run(config(idx_root, tmp_path, resume=True))
