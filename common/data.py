@@ -263,13 +263,12 @@ def load_split(dataset: str, split: str, roots: list[Path], download: bool = Tru
     """``split`` is ``train`` (first 50,000 of the training file; all of it for CIFAR-10),
     ``validation`` (last 10,000 of the training file) or ``test``."""
     if dataset == "cifar10":
+        if split == "validation":
+            raise DataError("cifar10 has no validation split; the original validates on the test set")
         names = CIFAR10_TEST if split == "test" else CIFAR10_TRAIN
         folder = locate(dataset, names, roots, download)
         parts = [read_cifar_batch(folder / n) for n in names]
-        data = Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        if split == "validation":
-            raise DataError("cifar10 has no validation split; the original validates on the test set")
-        return data
+        return Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     images, labels = SPLIT_FILES["test" if split == "test" else "train"]
     folder = locate(dataset, (images, labels), roots, download)
     x, y = read_idx_split(folder / images, folder / labels)
