@@ -95,8 +95,9 @@ class FastSimulator:
         self._scales = [tf.Variable(layer.scale, trainable=False) for layer in sn.layers]
         self._biases = [tf.Variable(layer.bias, trainable=False) for layer in sn.layers]
         self._output = tf.Variable(sn.output_weights, trainable=False)
-        self._covers = [tf.constant(cover[None, :, :, None], tf.float32) for cover, _ in sn.synop_weights()]
-        self._fanouts = np.array([fanout for _, fanout in sn.synop_weights()], np.int64)
+        synop_weights = sn.synop_weights()
+        self._covers = [tf.constant(cover[None, :, :, None], tf.float32) for cover, _ in synop_weights]
+        self._fanouts = np.array([fanout for _, fanout in synop_weights], np.int64)
         self._shapes = sn.network.shapes()
         self._chunks: dict[int, tf.types.experimental.GenericFunction] = {}
 
@@ -163,8 +164,8 @@ class FastSimulator:
         while t0 < time_steps and len(active):
             n = min(chunk, time_steps - t0)
             xa = x[active]
-            if len(active) == 1:  # a batch of one takes other kernels, whose last bits differ
-                xa, counts = _pad_to_two(xa), [_pad_to_two(c) for c in counts]
+            if len(active) == 1:
+                xa, counts = pad_to_two(xa), [pad_to_two(c) for c in counts]
             new_counts, spikes, nets, covered, predictions, output = self._chunk(n)(xa, counts)
             m = len(active)
             new_counts = [c.numpy()[:m] for c in new_counts]
@@ -193,5 +194,7 @@ class FastSimulator:
         return result
 
 
-def _pad_to_two(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([a, a], 0)
+def pad_to_two(a: np.ndarray) -> np.ndarray:
+    """A batch of one, doubled: single-image kernels round differently from batched ones, and
+    the SNN must see the ANN's bits. Larger batches are returned as they are."""
+    return np.concatenate([a, a], 0) if len(a) == 1 else a

@@ -15,7 +15,7 @@ import tensorflow as tf
 from common import checkpoint, convert, data, logs, reference
 from common.model import build_ann
 from common.networks import Network
-from common.snn import FastSimulator, SimulationResult
+from common.snn import FastSimulator, SimulationResult, pad_to_two
 import tensorlayer as tl
 
 
@@ -35,14 +35,14 @@ class SpikingConfig:
 
 
 def ann_forward(model: tl.models.Model) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """Compiled inference returning ``[a_1, ..., a_L, logits]``; pads a batch of one to two
-    because single-image kernels round differently from the batched ones the SNN uses."""
+    """Compiled inference returning ``[a_1, ..., a_L, logits]`` (a batch of one is padded, see
+    :func:`common.snn.pad_to_two`)."""
     @tf.function(reduce_retracing=True)
     def forward(x):
         return model(x, is_train=False)
 
     def run(x: np.ndarray) -> list[np.ndarray]:
-        outputs = forward(np.concatenate([x, x]) if len(x) == 1 else x)
+        outputs = forward(pad_to_two(x))
         return [o.numpy()[:len(x)] for o in outputs]
     return run
 
