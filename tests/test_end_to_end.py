@@ -62,6 +62,12 @@ def test_logs_and_summary_agree(trained, tmp_path):
     assert summary["ann_macs_per_image"] == MNIST_LENET.macs_per_image()
 
 
+def test_a_last_batch_of_one_image_stays_exact(trained, tmp_path):
+    summary = simulate(trained, tmp_path, num_samples=101)  # batches of 100 and 1
+    assert len((tmp_path / "accuracy.txt").read_text().splitlines()) == 2 * T
+    assert summary["mismatched_neurons"] == 0 and summary["agreement"] == 1.0
+
+
 def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
     simulate(trained, tmp_path / "fast", num_samples=20)
     simulate(trained, tmp_path / "ref", num_samples=20, simulator="reference")
