@@ -45,6 +45,7 @@ def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
 def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: int = 200,
                      quantized: bool = True, fv: flags.FlagValues = FLAGS) -> None:
     """Flags of ``Quant_*.py`` and ``FP32_*.py`` with the original's defaults."""
+    before = set(fv)
     _define_common(fv, k, batch_size)
     flags.DEFINE(_BoolValueParser(), "resume", False, "Continue from --checkpoint (True or False).",
                  flag_values=fv)
@@ -59,12 +60,15 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
                              flag_values=fv)
     if not quantized:
         fv["k"].help = "Ignored by the FP32 baseline (kept so that the original command lines work)."
-    _key_flags_of_script(fv, ANN_FLAGS)
+    _key_flags_of_script(fv, set(fv) - before)
 
 
 def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
                      fv: flags.FlagValues = FLAGS) -> None:
     """Flags of ``Spiking_*.py``."""
+    if "log_dir" in fv:  # absl.logging's flag (for its log files, which we never write) takes the name
+        delattr(fv, "log_dir")
+    before = set(fv)
     _define_common(fv, k, batch_size)
     fv["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz, "
                              "else <workspace>/pretrained/k<k>.npz).")
@@ -73,25 +77,17 @@ def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
                        "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, flag_values=fv)
     flags.DEFINE_integer("num_samples", None, "Simulate the first N test images (default: all).",
                          lower_bound=1, flag_values=fv)
-    if "log_dir" in fv:  # absl.logging's flag (for its log files, which we never write) takes the name
-        delattr(fv, "log_dir")
     flags.DEFINE_string("log_dir", None, "Folder of the logs (default: <workspace>/figs/k<k>/).",
                         flag_values=fv)
     flags.DEFINE_enum("simulator", "fast", ["fast", "reference"],
                       "'fast' (TensorFlow) or 'reference' (plain NumPy, for checking).", flag_values=fv)
-    _key_flags_of_script(fv, SNN_FLAGS)
+    _key_flags_of_script(fv, set(fv) - before)
 
 
-def _key_flags_of_script(fv: flags.FlagValues, names: list[str]) -> None:
+def _key_flags_of_script(fv: flags.FlagValues, names: set[str]) -> None:
     """List the flags in the script's ``--helpshort``, although ``common.cli`` defines them."""
-    for name in names:
+    for name in sorted(names):
         fv.register_key_flag_for_module(sys.argv[0], fv[name])
-
-
-ANN_FLAGS = ["k", "batch_size", "data_dir", "checkpoint", "seed", "resume", "mode", "learning_rate", "epochs",
-             "train_samples"]
-SNN_FLAGS = ["k", "batch_size", "data_dir", "checkpoint", "seed", "time_steps", "noise_ratio", "num_samples",
-             "log_dir", "simulator"]
 
 
 def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:

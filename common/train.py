@@ -135,19 +135,18 @@ def run(cfg: TrainConfig) -> float:
     if cfg.mode == "inference" or cfg.resume:
         ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
         checkpoint.assign(model, ckpt)
-    if cfg.mode == "training":
-        _train(cfg, model, eval_step, ckpt if cfg.resume else None)
+    history = _train(cfg, model, eval_step, ckpt if cfg.resume else None) if cfg.mode == "training" else None
 
     _, test_acc = evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)
-    if cfg.mode == "training":  # the history's last record keeps the final test accuracy
-        history = json.loads(history_path(cfg.checkpoint).read_text())
+    if history:  # the history's last record keeps the final test accuracy
         history[-1]["test_acc"] = test_acc
         write_json(history_path(cfg.checkpoint), history)
     print(f"test accuracy: {test_acc:.4f}", flush=True)
     return test_acc
 
 
-def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None) -> None:
+def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None) -> list[dict]:
+    """Train to the target epoch; returns the per-epoch history, as written beside the checkpoint."""
     dataset = cfg.network.dataset
     train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
     held_out_name = "test" if dataset == "cifar10" else "validation"
@@ -222,3 +221,4 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                   f"time: {record['seconds']:.1f}s", flush=True)
             save(epoch + 1, 0)
             write_json(history_file, history)
+    return history
