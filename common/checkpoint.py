@@ -11,11 +11,13 @@ Keys (the README documents them; the SNN side reads them)::
     meta/batch             batches completed of the next epoch (an interrupted epoch)
     meta/target_epoch      the epoch the run was training towards (resuming goes on to it)
     meta/format            format version (1)
+    meta/history           the training history (JSON text), kept in the same file so the two never disagree
     optimizer/<nnn>        Adam state (iteration, moments), for resuming; optional
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -54,13 +56,15 @@ def expected_shapes(network: Network) -> dict[str, tuple[int, ...]]:
 
 def save(path: str | Path, network: Network, k: int | None, weights: dict[str, np.ndarray],
          epoch: int, batch: int = 0, optimizer: list[np.ndarray] | None = None,
-         target_epoch: int | None = None) -> None:
+         target_epoch: int | None = None, history: dict | None = None) -> None:
     """Write a checkpoint atomically: a crash leaves the previous file whole."""
     arrays = {name: np.asarray(weights[name], np.float32) for name in expected_shapes(network)}
     arrays.update({"meta/network": np.array(network.name), "meta/k": np.array(FP32_K if k is None else k),
                    "meta/epoch": np.array(epoch), "meta/batch": np.array(batch),
                    "meta/target_epoch": np.array(epoch if target_epoch is None else target_epoch),
                    "meta/format": np.array(FORMAT_VERSION)})
+    if history is not None:
+        arrays["meta/history"] = np.array(json.dumps(history))
     for i, value in enumerate(optimizer or []):
         arrays[f"optimizer/{i:03d}"] = np.asarray(value)
     with atomic_write(path, "wb") as f:
@@ -74,6 +78,7 @@ class Checkpoint(dict):
     batch: int
     target_epoch: int
     optimizer: list[np.ndarray]
+    history: dict | None
 
 
 def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
@@ -120,6 +125,12 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     ckpt.batch = int(arrays.get("meta/batch", 0))
     ckpt.target_epoch = int(arrays.get("meta/target_epoch", ckpt.epoch))
     ckpt.optimizer = [arrays[n] for n in sorted(n for n in arrays if n.startswith("optimizer/"))]
+    ckpt.history = None
+    if "meta/history" in arrays:
+        try:
+            ckpt.history = json.loads(str(arrays["meta/history"]))
+        except json.JSONDecodeError:
+            raise CheckpointError(f"checkpoint {path}: its training history is not valid JSON") from None
     return ckpt
 
 

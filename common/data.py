@@ -251,12 +251,13 @@ class Split:
 
     x: np.ndarray
     y: np.ndarray
+    files: tuple[Path, ...] = ()  # the files it was read from, for the run record
 
     def __len__(self) -> int:
         return len(self.y)
 
     def head(self, n: int | None) -> Split:
-        return self if n is None else Split(self.x[:n], self.y[:n])
+        return self if n is None else Split(self.x[:n], self.y[:n], self.files)
 
 
 def load_split(dataset: str, split: str, roots: list[Path], download: bool = True) -> Split:
@@ -268,15 +269,17 @@ def load_split(dataset: str, split: str, roots: list[Path], download: bool = Tru
         names = CIFAR10_TEST if split == "test" else CIFAR10_TRAIN
         folder = locate(dataset, names, roots, download)
         parts = [read_cifar_batch(folder / n) for n in names]
-        return Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        return Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                     tuple(folder / n for n in names))
     images, labels = SPLIT_FILES["test" if split == "test" else "train"]
     folder = locate(dataset, (images, labels), roots, download)
     x, y = read_idx_split(folder / images, folder / labels)
+    files = (folder / images, folder / labels)
     if split == "train":
-        return Split(x[:-VALIDATION_SIZE], y[:-VALIDATION_SIZE])
+        return Split(x[:-VALIDATION_SIZE], y[:-VALIDATION_SIZE], files)
     if split == "validation":
-        return Split(x[-VALIDATION_SIZE:], y[-VALIDATION_SIZE:])
-    return Split(x, y)
+        return Split(x[-VALIDATION_SIZE:], y[-VALIDATION_SIZE:], files)
+    return Split(x, y, files)
 
 
 # ---------------------------------------------------------------------------- pipelines

@@ -56,6 +56,10 @@ class Network:
         h, w, c = self.shapes()[-1]
         return h * w * c
 
+    def fully_connected(self) -> bool:
+        """Whether every hidden layer's kernel covers its whole input map (an MLP)."""
+        return all(h == w == 1 for h, w, _ in self.shapes()[1:])
+
     def hidden_neurons(self) -> int:
         return sum(h * w * c for h, w, c in self.shapes()[1:])
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import json
 import signal
 import time
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from common import checkpoint, data
+from common import checkpoint, data, provenance
 from common.fsutil import write_json
+from common.progress import Progress
 from common.model import build_ann
 from common.networks import Network
 import tensorlayer as tl
@@ -46,6 +45,7 @@ class TrainConfig:
     batch_size: int = 200
     train_samples: int | None = None
     seed: int | None = None
+    jit_compile: bool = False  # XLA for the training step (its numerics need not match anything bit for bit)
 
 
 def set_seed(seed: int | None) -> None:
@@ -123,8 +123,18 @@ def history_path(ckpt: Path) -> Path:
     return ckpt.with_name(ckpt.stem + ".history.json")
 
 
+def as_history(obj: object) -> dict:
+    """A training history ``{"runs": [...], "epochs": [...]}``; a bare list (format 1) is its epochs."""
+    if isinstance(obj, list):
+        return {"runs": [], "epochs": obj}
+    if isinstance(obj, dict) and isinstance(obj.get("epochs"), list) and isinstance(obj.get("runs", []), list):
+        return {"runs": obj.get("runs", []), "epochs": obj["epochs"]}
+    raise ValueError("not a training history")
+
+
 def run(cfg: TrainConfig) -> float:
     """Train (``mode='training'``) or just evaluate (``'inference'``); returns the test accuracy."""
+    started = time.time()
     set_seed(cfg.seed)
     dataset = cfg.network.dataset
     model = build_ann(cfg.network, cfg.k)
@@ -132,29 +142,31 @@ def run(cfg: TrainConfig) -> float:
     test_inputs = data.eval_inputs(dataset, test)
     eval_step = make_eval_step(model)
 
+    ckpt = None
     if cfg.mode == "inference" or cfg.resume:
         ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
         checkpoint.assign(model, ckpt)
-    history = _train(cfg, model, eval_step, ckpt if cfg.resume else None) if cfg.mode == "training" else None
+    if cfg.mode == "training":
+        def test_accuracy() -> float:
+            return evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)[1]
 
+        return _train(cfg, model, eval_step, ckpt if cfg.resume else None, test_accuracy, test.files, started)
     _, test_acc = evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)
-    if history:  # the history's last record keeps the final test accuracy
-        history[-1]["test_acc"] = test_acc
-        write_json(history_path(cfg.checkpoint), history)
     print(f"test accuracy: {test_acc:.4f}", flush=True)
     return test_acc
 
 
-def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None) -> list[dict]:
-    """Train to the target epoch; returns the per-epoch history, as written beside the checkpoint."""
+def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None,
+           test_accuracy: Callable[[], float], test_files: tuple[Path, ...], started: float) -> float:
+    """Train to the target epoch, saving the checkpoint (with its history) after every epoch;
+    returns the final test accuracy."""
     dataset = cfg.network.dataset
     train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
     held_out_name = "test" if dataset == "cifar10" else "validation"
     held_out = data.load_split(dataset, held_out_name, cfg.roots)
     held_inputs = data.eval_inputs(dataset, held_out)
     opt = tf.keras.optimizers.Adam(cfg.learning_rate)
-    history_file = history_path(cfg.checkpoint)
-    history: list[dict] = []
+    history: dict = {"runs": [], "epochs": []}
     start_epoch, skip, target = 0, 0, cfg.epochs
     if ckpt is not None:
         restore_optimizer(opt, model, ckpt.optimizer, cfg.checkpoint)
@@ -162,16 +174,19 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
         # A run that stopped early goes on to its own target; a finished one trains --epochs more.
         finished = skip == 0 and start_epoch >= ckpt.target_epoch
         target = start_epoch + cfg.epochs if finished else ckpt.target_epoch
-        if history_file.is_file():
-            history = json.loads(history_file.read_text())
+        history = _previous_history(cfg.checkpoint, ckpt)
         print(f"resuming {cfg.checkpoint} at epoch {start_epoch + 1}"
               + (f", batch {skip + 1}" if skip else "") + f"; training to epoch {target}", flush=True)
     elif cfg.checkpoint.exists():
         backup = cfg.checkpoint.with_name(cfg.checkpoint.name + ".bak")
         cfg.checkpoint.replace(backup)
         print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
+    files = sorted({*train.files, *held_out.files, *test_files})
+    run_index = len(history["runs"])
+    history["runs"].append(provenance.run_record(
+        ckpt and cfg.checkpoint, files, started) | {"settings": _settings(cfg)})
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=cfg.jit_compile)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, is_train=True)[-1]
@@ -181,16 +196,18 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
         return loss, correct(y, logits)
 
     def save(epoch: int, batch: int) -> None:
+        history["runs"][run_index]["wall_seconds"] = round(time.time() - started, 2)
         checkpoint.save(cfg.checkpoint, cfg.network, cfg.k, checkpoint.model_weights(model), epoch, batch,
-                        optimizer_state(opt), target_epoch=target)
+                        optimizer_state(opt), target_epoch=target, history=history)
+        write_json(history_path(cfg.checkpoint), history)  # a readable copy; the checkpoint holds the original
 
     n_batches = max(1, len(train) // cfg.batch_size)
+    test_acc = float("nan")
     with _SignalGuard() as guard:
         for epoch in range(start_epoch, target):
             start = time.time()
-            bar = tf.keras.utils.Progbar(n_batches, stateful_metrics=["loss", "acc"],
-                                         unit_name="batch", verbose=1 if sys.stdout.isatty() else 2)
             print(f"Epoch {epoch + 1}/{target}", flush=True)
+            progress = Progress(n_batches, f"epoch {epoch + 1}")
             seen, loss_sum, hits = 0, 0.0, 0
             for b, (x, y) in enumerate(data.train_batches(dataset, train, cfg.batch_size, cfg.seed or 0,
                                                           epoch, skip), start=skip):
@@ -203,7 +220,7 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                 seen += len(y)
                 loss_sum += loss * len(y)
                 hits += int(batch_hits)
-                bar.update(b + 1, [("loss", loss_sum / seen), ("acc", hits / seen)])
+                progress.update(b + 1, len(y), [("loss", loss_sum / seen), ("acc", hits / seen)])
                 if guard.signum is not None:
                     save(epoch, b + 1)
                     raise Interrupted(f"interrupted by {signal.Signals(guard.signum).name}: saved "
@@ -211,14 +228,39 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                                       f"continue with --resume True", guard.signum)
             skip = 0
             val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step)
-            record = {"epoch": epoch + 1, "learning_rate": cfg.learning_rate, "train_images": len(train),
-                      "train_loss": loss_sum / max(seen, 1), "train_acc": hits / max(seen, 1),
+            record = {"epoch": epoch + 1, "run": run_index, "learning_rate": cfg.learning_rate,
+                      "train_images": len(train), "train_loss": loss_sum / max(seen, 1),
+                      "train_acc": hits / max(seen, 1),
                       f"{held_out_name}_loss": val_loss, f"{held_out_name}_acc": val_acc,
                       "seconds": round(time.time() - start, 2)}
-            history.append(record)
+            if epoch + 1 == target:  # the last record keeps the final test accuracy
+                test_acc = record["test_acc"] = test_accuracy()
+            history["epochs"].append(record)
             print(f"   train loss: {record['train_loss']:.4f}  train acc: {record['train_acc']:.4f}  "
                   f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
                   f"time: {record['seconds']:.1f}s", flush=True)
             save(epoch + 1, 0)
-            write_json(history_file, history)
-    return history
+    if np.isnan(test_acc):
+        test_acc = test_accuracy()
+    print(f"test accuracy: {test_acc:.4f}", flush=True)
+    return test_acc
+
+
+def _settings(cfg: TrainConfig) -> dict:
+    return {"network": cfg.network.name, "k": cfg.k, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size, "train_samples": cfg.train_samples, "seed": cfg.seed,
+            "jit_compile": cfg.jit_compile}
+
+
+def _previous_history(path: Path, ckpt: checkpoint.Checkpoint) -> dict:
+    """The history to continue: the checkpoint's own, else the file beside an older checkpoint."""
+    if ckpt.history is not None:
+        return as_history(ckpt.history)
+    side = history_path(path)
+    if not side.is_file():
+        return {"runs": [], "epochs": []}
+    try:
+        return as_history(json.loads(side.read_text()))
+    except (ValueError, OSError) as e:
+        raise checkpoint.CheckpointError(f"{side} is not a readable training history ({e}); move it aside "
+                                         f"to resume without it") from None

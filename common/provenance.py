@@ -1,0 +1,82 @@
+"""What produced a result: the run record kept in every training history and ``summary.json``.
+
+Imports no TensorFlow (versions are read from the installed distributions), so that
+reading or plotting results stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("tensorflow", "tensorlayer", "numpy", "absl-py")
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_state(root: Path = ROOT) -> dict[str, object]:
+    """The commit of the checkout and whether tracked files differ from it (``None`` outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if commit is None or dirty is None else bool(dirty)}
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def run_record(checkpoint: str | Path | None = None, data_files: Iterable[str | Path] = (),
+               started: float | None = None) -> dict[str, object]:
+    """Command line, git commit, versions, CPU, checkpoint and data checksums, wall time."""
+    record: dict[str, object] = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started or time.time())),
+        "git": git_state(),
+        "versions": versions(),
+        "cpu": cpu_model(),
+    }
+    if checkpoint is not None and Path(checkpoint).is_file():
+        record["checkpoint_sha256"] = sha256(checkpoint)
+    record["data_sha256"] = {str(p): sha256(p) for p in data_files}
+    if started is not None:
+        record["wall_seconds"] = round(time.time() - started, 2)
+    return record
