@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from absl import app, flags
 
 FLAGS = flags.FLAGS
+VERBOSE_ENV = "NEGSPIKE_VERBOSE"  # read by common.compat before TensorFlow is imported, as is --verbose
 
 
 class _BoolValueParser(flags.ArgumentParser):
@@ -37,7 +39,11 @@ def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
                         "(default: $NEGSPIKE_DATA, then <workspace>/data).", flag_values=fv)
     flags.DEFINE_string("checkpoint", None, "Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz).",
                         flag_values=fv)
-    flags.DEFINE_integer("seed", None, "Random seed; makes a run repeatable.", flag_values=fv)
+    flags.DEFINE_integer("seed", None, "Random seed; makes a run repeatable.", lower_bound=0,
+                         upper_bound=2 ** 32 - 1, flag_values=fv)
+    flags.DEFINE_boolean("verbose", False, f"Show TensorFlow's start-up messages (also: {VERBOSE_ENV}=1).",
+                         flag_values=fv)
+    flags.DEFINE_string("tensorboard", None, "Also write TensorBoard summaries into this folder.", flag_values=fv)
     flags.register_validator("data_dir", lambda v: v is None or os.path.isdir(v),
                              "--data_dir must be an existing folder", flag_values=fv)
 
@@ -59,7 +65,8 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
     flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the training step with XLA; 'auto': "
                       "on for fully connected networks, where it is 3x faster on a CPU, off for convolutional "
                       "ones, where it is slower (benchmarks/train_speed.py).", flag_values=fv)
-    flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be positive",
+    flags.register_validator("learning_rate", lambda v: math.isfinite(v) and v > 0,
+                             "--learning_rate must be a positive number",
                              flag_values=fv)
     if not quantized:
         fv["k"].help = "Ignored by the FP32 baseline (kept so that the original command lines work)."
@@ -68,16 +75,26 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
 
 def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
                      fv: flags.FlagValues = FLAGS) -> None:
-    """Flags of ``Spiking_*.py``."""
+    """Flags of ``Spiking_*.py``; ``time_steps`` is the default for k <= 1, doubled for each k above."""
     if "log_dir" in fv:  # absl.logging's flag (for its log files, which we never write) takes the name
         delattr(fv, "log_dir")
     before = set(fv)
     _define_common(fv, k, batch_size)
     fv["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz, "
                              "else <workspace>/pretrained/k<k>.npz).")
-    flags.DEFINE_integer("time_steps", time_steps, "Simulation time steps.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("time_steps", None, f"Simulation time steps (default: {time_steps} for k <= 1, "
+                         "doubled for each k above, so that trained networks settle).", lower_bound=1,
+                         upper_bound=10_000, flag_values=fv)
+    fv["time_steps"].base_default = time_steps
     flags.DEFINE_float("noise_ratio", 0.0, "Input noise: the image is multiplied by "
-                       "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, flag_values=fv)
+                       "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, upper_bound=1e6, flag_values=fv)
+    flags.register_validator("noise_ratio", math.isfinite, "--noise_ratio must be a finite number", flag_values=fv)
+    flags.DEFINE_enum("neuron_rule", "lossless", ["lossless", "original"],
+                      "'lossless' (fire toward the ANN's level of the exact potential) or 'original' (the original "
+                      "code's float64 membrane and shadow potential; runs on the reference simulator).",
+                      flag_values=fv)
+    flags.DEFINE_boolean("early_exit", True, "Stop simulating an image once no neuron spikes (changes nothing "
+                         "in the logs, only the time).", flag_values=fv)
     flags.DEFINE_integer("num_samples", None, "Simulate the first N test images (default: all).",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_string("log_dir", None, "Folder of the logs (default: <workspace>/figs/k<k>/).",
@@ -85,6 +102,12 @@ def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
     flags.DEFINE_enum("simulator", "fast", ["fast", "reference"],
                       "'fast' (TensorFlow) or 'reference' (plain NumPy, for checking).", flag_values=fv)
     _key_flags_of_script(fv, set(fv) - before)
+
+
+def time_steps(fv: flags.FlagValues) -> int:
+    """``--time_steps``, else the script's base doubled for each k above 1: a neuron at level L needs L
+    steps to signal it, and levels grow as 2^k."""
+    return fv.time_steps or fv["time_steps"].base_default * max(1, 2 ** (fv.k - 1))
 
 
 def _key_flags_of_script(fv: flags.FlagValues, names: set[str]) -> None:
@@ -123,6 +146,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
+        from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
         from common import checkpoint, data, train
 
         k = FLAGS.k if quantized else None
@@ -131,6 +155,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
             checkpoint=Path(FLAGS.checkpoint) if FLAGS.checkpoint else default_checkpoint(workspace, k),
             mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
+            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
             jit_compile=FLAGS.xla == "on" or (FLAGS.xla == "auto" and network.fully_connected()))
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
@@ -153,7 +178,8 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
-        from common import checkpoint, data, spiking
+        from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
+        from common import checkpoint, data, logs, spiking
 
         if FLAGS.checkpoint:
             ckpt = Path(FLAGS.checkpoint)
@@ -164,11 +190,16 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
         cfg = spiking.SpikingConfig(
             network=network, k=FLAGS.k, checkpoint=ckpt, roots=data.data_roots(FLAGS.data_dir, workspace),
             log_dir=Path(FLAGS.log_dir) if FLAGS.log_dir else workspace / "figs" / f"k{FLAGS.k}",
-            time_steps=FLAGS.time_steps, batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples,
-            noise_ratio=FLAGS.noise_ratio, seed=FLAGS.seed, simulator=FLAGS.simulator)
+            time_steps=time_steps(FLAGS),
+            batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
+            seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
+            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None)
         try:
             spiking.run(cfg)
-        except (data.DataError, checkpoint.CheckpointError) as e:
+        except spiking.Interrupted as e:
+            sys.stderr.write(f"{e}\n")
+            sys.exit(128 + e.signum)
+        except (data.DataError, checkpoint.CheckpointError, logs.LogDirError, ValueError) as e:
             fail(str(e))
 
     return main

@@ -15,17 +15,50 @@ three things break; each is handled here rather than by forking TensorLayer:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the logs
+VERBOSE = "--verbose" in sys.argv or os.environ.get("NEGSPIKE_VERBOSE", "") not in ("", "0")
+if not VERBOSE:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import matplotlib  # noqa: E402
 
-matplotlib.use("Agg")
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Swallow what C++ libraries write to file descriptor 2 (TensorFlow's start-up lines, which
+    absl prints whatever TF_CPP_MIN_LOG_LEVEL says); replayed if the block fails."""
+    if VERBOSE:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
-import tensorflow as tf  # noqa: E402
-import tensorlayer as tl  # noqa: E402
+
+with quiet_native_stderr():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import tensorflow as tf
+    import tensorlayer as tl
+
+    tf.config.list_physical_devices()  # device discovery logs here (a missing CUDA driver), not later
+    tf.constant(0.0) + 1.0
 
 tf.get_logger().setLevel("ERROR")
 tl.logging.set_verbosity(tl.logging.WARN)

@@ -57,6 +57,7 @@ class SpikingLayer:
     kernel: np.ndarray  # (kh, kw, c_in, c_out), the ANN's filters
     scale: np.ndarray  # (c_out,) 1 / threshold
     bias: np.ndarray  # (c_out,) initial potential, in thresholds
+    batchnorm: tuple[np.ndarray, ...] | None = None  # (beta, gamma, mean, var), for the original's neuron rule
 
     @property
     def threshold(self) -> np.ndarray:
@@ -90,7 +91,9 @@ def convert(network: Network, k: int, weights: dict[str, np.ndarray]) -> Spiking
     layers = []
     for i, conv in enumerate(network.hidden, start=1):
         conv_name, bn = layer_names(i)
-        scale, bias = fold_batchnorm(weights[f"{bn}/gamma"], weights[f"{bn}/beta"],
-                                     weights[f"{bn}/moving_mean"], weights[f"{bn}/moving_var"], k)
-        layers.append(SpikingLayer(conv, np.asarray(weights[f"{conv_name}/filters"], np.float32), scale, bias))
+        stats = tuple(np.asarray(weights[f"{bn}/{name}"], np.float32)
+                      for name in ("beta", "gamma", "moving_mean", "moving_var"))
+        scale, bias = fold_batchnorm(stats[1], stats[0], stats[2], stats[3], k)
+        layers.append(SpikingLayer(conv, np.asarray(weights[f"{conv_name}/filters"], np.float32), scale, bias,
+                                   stats))
     return SpikingNetwork(network, k, layers, np.asarray(weights[f"{OUTPUT_NAME}/weights"], np.float32))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from common import compat  # noqa: F401 - TensorLayer set-up must come first
 import tensorlayer as tl
 
 ROUNDING_OFFSET = 1e-5  # the original's "+ 1e-5" inside the rounding
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 def quantize_level(potential: tf.Tensor) -> tf.Tensor:
@@ -17,6 +19,23 @@ def quantize_level(potential: tf.Tensor) -> tf.Tensor:
     One function for both is what makes the conversion exact to the last bit.
     """
     return tf.round(tf.nn.relu(potential) + ROUNDING_OFFSET)
+
+
+def flush_subnormal(x: tf.Tensor) -> tf.Tensor:
+    """Subnormal float32 values as zero, explicitly: CPU kernels flush them, other devices may not."""
+    return tf.where(tf.abs(x) < FLOAT32_TINY, tf.zeros_like(x), x)
+
+
+def neuron_level(integral: tf.Tensor, scale: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """The level of a spiking neuron whose synaptic integral is ``integral`` (float64).
+
+    The ANN's float32 arithmetic on that integral: ``round(relu(fl32(z) * scale + bias) + 1e-5)``
+    with subnormals flushed. It is monotone in ``z``, which is what lets the simulators decide
+    it from an interval around ``z`` (see :mod:`common.snn`).
+    """
+    v = flush_subnormal(tf.cast(integral, tf.float32))
+    v = flush_subnormal(v * scale)
+    return quantize_level(flush_subnormal(v + bias))
 
 
 @tf.custom_gradient

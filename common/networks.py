@@ -26,6 +26,16 @@ class Conv:
             return -(-size // self.stride)
         return (size - self.kernel) // self.stride + 1
 
+    def pads(self, size: int) -> tuple[int, int]:
+        """Zeros added before and after an input axis of ``size``, as TensorFlow pads."""
+        if self.padding != "SAME":
+            return 0, 0
+        total = max((self.output_size(size) - 1) * self.stride + self.kernel - size, 0)
+        return total // 2, total - total // 2
+
+    def fan_in(self, in_channels: int) -> int:
+        return self.kernel * self.kernel * in_channels
+
 
 def P2(filters: int) -> Conv:  # noqa: N802 - the paper's name for its learned pooling
     """The paper's learned pooling: a 2x2 stride-2 convolution."""

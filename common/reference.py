@@ -1,67 +1,182 @@
 """The reference simulator: plain NumPy, time loop outside, layer loop inside.
 
-It follows the original code's structure step by step (each layer adds this step's
-synaptic current to a float64 membrane integral, then its neurons fire) and shares only
-the neuron rule with the fast simulator. The tests use it as the oracle: on networks whose
-arithmetic is exact, the fast simulator must reproduce every spike count of every step.
+It follows the original code's structure step by step (each layer receives this step's
+spikes, computes its synaptic current in float64, and its neurons fire) and is the oracle
+of the tests, so it shares nothing with the fast simulator but plain records and the
+network description. It decides a level the slow, obvious way: a float64 integral with a
+rigorous error bound, and where that bound straddles a level boundary, the exact integral
+in rational arithmetic (:class:`fractions.Fraction`), rounded once by ``float()``.
+
+Two neuron rules sit side by side, each a small object with one ``step``:
+:class:`LosslessIF` (this package's: fire toward the ANN's level of the exact potential)
+and :class:`OriginalIF` (the original code's running float64 membrane and shadow potential).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
-from common.convert import SpikingNetwork
-from common.layers import ROUNDING_OFFSET
+from common.convert import SpikingLayer, SpikingNetwork
 from common.networks import Conv
-from common.snn import SimulationResult
+from common.results import SimulationResult
+
+ROUNDING_OFFSET = np.float32(1e-5)
+FLOAT32_TINY = np.finfo(np.float32).tiny
+UNIT_ROUNDOFF = 2.0 ** -53
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, conv: Conv) -> np.ndarray:
     """NHWC convolution with TensorFlow's SAME/VALID padding, in float64."""
-    kh, kw = kernel.shape[:2]
-    if conv.padding == "SAME":
-        pads = []
-        for size in x.shape[1:3]:
-            total = max((conv.output_size(size) - 1) * conv.stride + conv.kernel - size, 0)
-            pads.append((total // 2, total - total // 2))
-        x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    (top, bottom), (left, right) = conv.pads(x.shape[1]), conv.pads(x.shape[2])
+    x = np.pad(np.asarray(x, np.float64), ((0, 0), (top, bottom), (left, right), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (conv.kernel, conv.kernel), axis=(1, 2))
     windows = windows[:, ::conv.stride, ::conv.stride]  # (B, ho, wo, c_in, kh, kw)
     return np.einsum("bhwcij,ijco->bhwo", windows, kernel.astype(np.float64), optimize=True)
 
 
-def neuron_step(potential: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`common.snn.NegativeSpikeIF.step` in NumPy (float32, round half to even)."""
-    crossed = np.round(np.maximum(potential, np.float32(0)) + np.float32(ROUNDING_OFFSET))
-    spike = np.clip(crossed - count, -1, 1)
-    return spike, count + spike
+def flush(x: np.ndarray) -> np.ndarray:
+    """Subnormal float32 values become zero, as on a CPU running TensorFlow."""
+    return np.where(np.abs(x) < FLOAT32_TINY, np.float32(0), x).astype(np.float32)
 
 
-def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int) -> SimulationResult:
+def level_of(integral: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``round(relu(fl32(z) * scale + bias) + 1e-5)`` in float32, subnormals flushed."""
+    v = flush(flush(flush(np.asarray(integral).astype(np.float32)) * scale) + bias)
+    return np.round(np.maximum(v, np.float32(0)) + ROUNDING_OFFSET)
+
+
+def _exact_sum(x: np.ndarray, w: np.ndarray) -> float:
+    """``sum(x * w)`` exactly in rationals, then rounded once to float64."""
+    return float(sum((Fraction(float(a)) * Fraction(float(b)) for a, b in zip(x.ravel(), w.ravel())
+                      if a != 0 and b != 0), Fraction(0)))
+
+
+class Synapses:
+    """A layer's synaptic integrals over cumulative input counts, decided exactly."""
+
+    def __init__(self, layer: SpikingLayer):
+        self.layer = layer
+        self.kernel = np.asarray(layer.kernel, np.float32)
+        self.fan_in = int(np.prod(self.kernel.shape[:3]))
+
+    def levels(self, x: np.ndarray) -> np.ndarray:
+        conv, n = self.layer.conv, self.fan_in
+        z = conv2d(x, self.kernel, conv)
+        bound = 2 * n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF) * conv2d(np.abs(x), np.abs(self.kernel), conv)
+        low = level_of(z - bound, self.layer.scale, self.layer.bias)
+        high = level_of(z + bound, self.layer.scale, self.layer.bias)
+        for b, i, j, o in np.argwhere(low != high):
+            (top, _), (left, _) = conv.pads(x.shape[1]), conv.pads(x.shape[2])
+            rows = np.arange(i * conv.stride - top, i * conv.stride - top + conv.kernel)
+            cols = np.arange(j * conv.stride - left, j * conv.stride - left + conv.kernel)
+            inside = (rows[:, None] >= 0) & (rows[:, None] < x.shape[1]) & (cols >= 0) & (cols < x.shape[2])
+            patch = np.where(inside[..., None], x[b, rows.clip(0, x.shape[1] - 1)][:, cols.clip(0, x.shape[2] - 1)], 0)
+            z_exact = _exact_sum(patch, self.kernel[..., o])
+            low[b, i, j, o] = level_of(np.float64(z_exact), self.layer.scale[o], self.layer.bias[o])
+        return low
+
+
+def readout(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Output potentials: the exact ``counts @ weights`` rounded once to float64, then to float32."""
+    z = counts @ weights.astype(np.float64)
+    n = weights.shape[0]
+    bound = 2 * n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF) * (np.abs(counts) @ np.abs(weights.astype(np.float64)))
+    low, high = flush((z - bound).astype(np.float32)), flush((z + bound).astype(np.float32))
+    for b, c in np.argwhere(low != high):
+        low[b, c] = flush(np.float32(_exact_sum(counts[b], weights[:, c])))
+    return low
+
+
+class LosslessIF:
+    """This package's rule (NumPy twin of :class:`common.snn.NegativeSpikeIF`): fire +1 or -1
+    toward the level of the exact potential of the input so far, one spike per step at most."""
+
+    name = "lossless"
+
+    def __init__(self, layer: SpikingLayer, k: int):
+        self.synapses = Synapses(layer)
+
+    def reset(self, shape: tuple[int, ...]) -> None:
+        self.count = np.zeros(shape, np.float32)
+
+    def step(self, current: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
+        del current  # the level comes from the exact integral of all input so far
+        spike = np.clip(self.synapses.levels(cumulative_input) - self.count, -1, 1)
+        self.count += spike
+        return spike
+
+
+class OriginalIF:
+    """The original code's rule (``spiking_ulils.Conv2d.forward``), for regenerating its logs.
+
+    A float64 membrane ``mem`` sums the step's synaptic currents; a shadow ``mem_q`` starts
+    at a per-channel ``bound`` half a threshold below the folded bias and moves one threshold
+    per spike. With ``diff = max(mem, bound) - mem_q``, the neuron fires +1 if ``diff >
+    threshold``, -1 if ``diff < -1e-5`` (in membrane units). ``threshold`` and ``bound`` are
+    computed as the original did, in float32 from BatchNorm's statistics, then kept in float64.
+    """
+
+    name = "original"
+
+    def __init__(self, layer: SpikingLayer, k: int):
+        if layer.batchnorm is None:
+            raise ValueError("the original rule needs the layer's BatchNorm statistics")
+        beta, gamma, mean, var = (np.asarray(a, np.float32) for a in layer.batchnorm)
+        std = np.sqrt(var + np.float32(1e-5))
+        threshold = np.float32(2 ** -k * 2 ** k) * std / gamma
+        self.threshold = threshold.astype(np.float64)
+        self.bound = ((np.float32(1 / 2 ** (k + 1)) - beta) * (np.float32(2 ** k) * std) / gamma
+                      + np.float32(2 ** k) * mean - threshold).astype(np.float64)
+
+    def reset(self, shape: tuple[int, ...]) -> None:
+        self.mem = np.zeros(shape)
+        self.mem_q = np.broadcast_to(self.bound, shape).copy()
+
+    def step(self, current: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
+        del cumulative_input
+        self.mem = self.mem + current
+        diff = np.maximum(self.mem, self.bound) - self.mem_q
+        up, down = diff > self.threshold, diff < -1e-5
+        self.mem_q = np.where(up, self.mem_q + self.threshold, np.where(down, self.mem_q - self.threshold, self.mem_q))
+        return np.where(up, 1.0, np.where(down, -1.0, 0.0)).astype(np.float32)
+
+
+RULES = {rule.name: rule for rule in (LosslessIF, OriginalIF)}
+
+
+def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int, rule: str = "lossless") -> SimulationResult:
     """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``)."""
     batch = len(x)
-    result = SimulationResult.empty(sn, batch, time_steps)
     shapes = sn.network.shapes()[1:]
-    membrane = [np.zeros((batch, *shape)) for shape in shapes]  # float64 synaptic integrals
-    counts = [np.zeros((batch, *shape), np.float32) for shape in shapes]
+    result = SimulationResult.empty(shapes, sn.network.classes, batch, time_steps)
+    neurons = [RULES[rule](layer, sn.k) for layer in sn.layers]
+    for neuron, shape in zip(neurons, shapes):
+        neuron.reset((batch, *shape))
+    cumulative = [np.zeros((batch, *shape), np.float32) for shape in shapes]
     covers = [(cover[None, :, :, None], fanout) for cover, fanout in sn.synop_weights()]
-    output = np.zeros((batch, sn.network.classes))
+    image = np.asarray(x, np.float32)
     for t in range(time_steps):
-        spikes_in = x.astype(np.float64) if t == 0 else np.zeros_like(x, np.float64)
-        for i, layer in enumerate(sn.layers):
-            membrane[i] += conv2d(spikes_in, layer.kernel, layer.conv)
-            potential = membrane[i].astype(np.float32) * layer.scale + layer.bias
-            spike, counts[i] = neuron_step(potential, counts[i])
+        spikes_in, cumulative_in = (image if t == 0 else np.zeros_like(image)), image
+        for i, (layer, neuron) in enumerate(zip(sn.layers, neurons)):
+            current = conv2d(spikes_in, layer.kernel, layer.conv) if rule == "original" else None
+            spike = neuron.step(current, cumulative_in)
+            cumulative[i] += spike
             magnitude = np.abs(spike)
             result.spikes[t, i] = magnitude.sum(axis=(1, 2, 3))
             result.net[t, i] = spike.sum(axis=(1, 2, 3))
             cover, fanout = covers[i]
             result.synops[t] += (magnitude * cover).sum(axis=(1, 2, 3)).astype(np.int64) * fanout
-            spikes_in = spike.astype(np.float64)
-        output += spikes_in.reshape(batch, -1) @ sn.output_weights.astype(np.float64)
+            spikes_in, cumulative_in = spike, cumulative[i]
+        flat = cumulative[-1].reshape(batch, -1)
+        if rule == "original":  # the original's float64 product
+            output = (flat @ sn.output_weights.astype(np.float64)).astype(np.float32)
+        else:
+            output = readout(flat, sn.output_weights)
         result.predictions[t] = output.argmax(axis=1)
     quiet = result.spikes.sum(axis=1) == 0
     result.settle = np.where(quiet.any(axis=0), quiet.argmax(axis=0), -1)
-    result.counts = counts
-    result.output = output.astype(np.float32)
+    result.counts = cumulative
+    result.output = output
     return result

@@ -1,22 +1,31 @@
-"""A spiking run: convert a checkpoint, simulate the test set, compare with the ANN, log."""
+"""A spiking run: convert a checkpoint, simulate the test set, compare with the exact ANN, log."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+import signal
 import time
 from pathlib import Path
-
-from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from common import checkpoint, convert, data, logs, reference
+from common import checkpoint, convert, data, logs, provenance, reference
 from common.model import build_ann
 from common.networks import Network
-from common.snn import FastSimulator, SimulationResult, pad_to_two
-import tensorlayer as tl
+from common.progress import Progress
+from common.results import SimulationResult
+from common.snn import FastSimulator
+
+MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
+
+
+class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
+    """SIGINT or SIGTERM arrived; the logs of the finished batches have been written."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 @dataclasses.dataclass
@@ -31,20 +40,10 @@ class SpikingConfig:
     num_samples: int | None = None
     noise_ratio: float = 0.0
     seed: int | None = None
-    simulator: str = "fast"
-
-
-def ann_forward(model: tl.models.Model) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """Compiled inference returning ``[a_1, ..., a_L, logits]`` (a batch of one is padded, see
-    :func:`common.snn.pad_to_two`)."""
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return model(x, is_train=False)
-
-    def run(x: np.ndarray) -> list[np.ndarray]:
-        outputs = forward(pad_to_two(x))
-        return [o.numpy()[:len(x)] for o in outputs]
-    return run
+    simulator: str = "fast"  # or "reference"
+    neuron_rule: str = "lossless"  # or "original" (the reference simulator)
+    early_exit: bool = True
+    tensorboard: Path | None = None
 
 
 def noisy(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
@@ -54,78 +53,148 @@ def noisy(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
     return (x * (1 + (rng.random(x.shape, np.float32) - 0.5) * ratio)).astype(np.float32)
 
 
+class _Totals:
+    """What the summary adds up over batches."""
+
+    def __init__(self, time_steps: int):
+        self.lines: dict[str, list[int]] = {name: [] for name in logs.LOG_FILES}
+        self.snn_correct = np.zeros(time_steps, np.int64)
+        self.samples = self.ann_correct = self.agree = self.mismatched = 0
+        self.spikes = self.net = self.synops = 0
+        self.float32_neurons = self.float32_predictions = 0
+        self.settle: list[np.ndarray] = []
+
+
 def run(cfg: SpikingConfig) -> dict:
     """Simulate, write the logs and ``summary.json`` into ``cfg.log_dir``; returns the summary."""
+    started = time.time()
+    if not 1 <= cfg.time_steps <= MAX_TIME_STEPS:
+        raise ValueError(f"--time_steps {cfg.time_steps} is out of range 1..{MAX_TIME_STEPS}")
+    logs.check_writable(cfg.log_dir)
+    if cfg.tensorboard is not None:
+        logs.check_writable(cfg.tensorboard)
     net, k, scale = cfg.network, cfg.k, float(2 ** cfg.k)
     weights = checkpoint.load(cfg.checkpoint, net, k)
-    print(f"{net.name} k={k}: checkpoint {cfg.checkpoint}, {cfg.time_steps} time steps, "
-          f"{cfg.simulator} simulator", flush=True)
-    model = build_ann(net, k)
-    checkpoint.assign(model, weights)
-    forward = ann_forward(model)
+    simulator = "reference" if cfg.neuron_rule != "lossless" else cfg.simulator
+    print(f"{net.name} k={k}: checkpoint {cfg.checkpoint}, {cfg.time_steps} time steps, {simulator} simulator, "
+          f"{cfg.neuron_rule} neuron rule", flush=True)
     sn = convert.convert(net, k, weights)
-    fast = FastSimulator(sn)
+    fast = FastSimulator(sn, early_exit=cfg.early_exit)
+    float32_model = build_ann(net, k)
+    checkpoint.assign(float32_model, weights)
+    float32_forward = tf.function(lambda x: float32_model(x, is_train=False), reduce_retracing=True)
     test = data.load_split(net.dataset, "test", cfg.roots).head(cfg.num_samples)
+    if len(test) == 0:
+        raise data.DataError(f"{net.dataset}: the test set is empty; check the data files")
     inputs = data.eval_inputs(net.dataset, test)
     rng = np.random.default_rng(cfg.seed)
 
-    lines: dict[str, list[int]] = {name: [] for name in logs.LOG_FILES}
-    snn_correct = np.zeros(cfg.time_steps, np.int64)
-    ann_correct = agree = mismatched = 0
-    spikes_total = net_total = synops_total = 0
-    settle = []
+    totals = _Totals(cfg.time_steps)
     n_batches = -(-len(test) // cfg.batch_size)
-    bar = tf.keras.utils.Progbar(n_batches, unit_name="batch", verbose=1 if sys.stdout.isatty() else 2)
-    start = time.time()
-    for b in range(n_batches):
-        x, y = inputs[b * cfg.batch_size:(b + 1) * cfg.batch_size], test.y[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-        ann = forward(x)
-        x_spikes = noisy(x, cfg.noise_ratio, rng) * scale
-        if cfg.simulator == "fast":
-            result = fast.simulate(x_spikes, cfg.time_steps)
-        else:
-            result = reference.simulate(sn, x_spikes, cfg.time_steps)
-        correct = result.predictions == y[None, :]
-        lines_b = logs.batch_lines(correct, result.spikes.sum(1), result.net.sum(1), result.synops)
-        for name in logs.LOG_FILES:
-            lines[name] += lines_b[name]
-        snn_correct += correct.sum(axis=1)
-        ann_pred = ann[-1].argmax(axis=1)
-        ann_correct += int((ann_pred == y).sum())
-        agree += int((result.predictions[-1] == ann_pred).sum())
-        mismatched += count_mismatches(result, ann[:-1], scale)
-        spikes_total += int(result.spikes.sum())
-        net_total += int(result.net.sum())
-        synops_total += int(result.synops.sum())
-        settle.append(result.settle)
-        bar.update(b + 1)
-    seconds = time.time() - start
+    progress = Progress(n_batches, "spiking")
+    interrupted: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: interrupted.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for b in range(n_batches):
+            rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+            x, y = inputs[rows], test.y[rows]
+            ann = fast.ann(x * scale)  # exact levels and output, independent of batch shape and CPU
+            x_spikes = noisy(x, cfg.noise_ratio, rng) * scale
+            if simulator == "fast":
+                result = fast.simulate(x_spikes, cfg.time_steps)
+            else:
+                result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+            _add_batch(totals, result, ann, y, [o.numpy() for o in float32_forward(x)], scale)
+            progress.update(b + 1, len(y))
+            if interrupted:
+                break
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
-    n = len(test)
-    snn_accuracy = (snn_correct / n).tolist()
-    summary = {
-        "network": net.name, "k": k, "checkpoint": str(cfg.checkpoint), "simulator": cfg.simulator,
-        "num_samples": n, "time_steps": cfg.time_steps, "batch_size": cfg.batch_size,
-        "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
-        "ann_accuracy": ann_correct / n, "snn_accuracy": snn_accuracy,
-        "lossless_step": logs.lossless_step(snn_correct.tolist(), ann_correct),
-        "agreement": agree / n, "mismatched_neurons": mismatched,
-        "hidden_neurons_per_image": net.hidden_neurons(),
-        "spikes_per_image": spikes_total / n,
-        "positive_spikes_per_image": (spikes_total + net_total) / 2 / n,
-        "negative_spikes_per_image": (spikes_total - net_total) / 2 / n,
-        "sops_per_image": synops_total / n,
-        "ann_macs_per_image": net.macs_per_image(),
-        "settle_steps": logs.settle_summary(np.concatenate(settle)),
-        "wall_seconds": round(seconds, 2),
-    }
-    logs.write_logs(cfg.log_dir, lines, summary)
-    print(f"ANN accuracy {summary['ann_accuracy']:.4f}  SNN accuracy {snn_accuracy[-1]:.4f}  "
-          f"agreement {summary['agreement']:.4f}  lossless step {summary['lossless_step']}  "
-          f"mismatched neurons {mismatched}  ({seconds:.1f}s, logs in {cfg.log_dir})", flush=True)
+    summary = _summary(cfg, totals, simulator)
+    summary["partial"] = bool(interrupted)
+    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started)
+    logs.write_logs(cfg.log_dir, totals.lines, summary)
+    if cfg.tensorboard is not None:
+        logs.write_tensorboard(cfg.tensorboard, summary, totals.lines)
+    if interrupted:
+        raise Interrupted(f"interrupted by {signal.Signals(interrupted[0]).name}: wrote the logs of the "
+                          f"{totals.samples} images simulated so far to {cfg.log_dir} (marked partial)",
+                          interrupted[0])
+    _report(cfg, summary, fast, inputs, scale)
     return summary
 
 
-def count_mismatches(result: SimulationResult, activations: list[np.ndarray], scale: float) -> int:
-    """Hidden neurons whose final net spike count differs from ``2^k`` times the ANN activation."""
-    return sum(int((c != a * scale).sum()) for c, a in zip(result.counts, activations))
+def _add_batch(totals: _Totals, result: SimulationResult, ann: list[np.ndarray], y: np.ndarray,
+               float32: list[np.ndarray], scale: float) -> None:
+    correct = result.predictions == y[None, :]
+    lines = logs.batch_lines(correct, result.spikes.sum(1), result.net.sum(1), result.synops)
+    for name in logs.LOG_FILES:
+        totals.lines[name] += lines[name]
+    if not np.isfinite(result.output).all() or not np.isfinite(ann[-1]).all():
+        raise checkpoint.CheckpointError("the network's output is not finite (NaN or infinity): the weights "
+                                         "cannot be a trained network; retrain or pass another --checkpoint")
+    totals.samples += len(y)
+    totals.snn_correct += correct.sum(axis=1)
+    ann_pred = ann[-1].argmax(axis=1)
+    totals.ann_correct += int((ann_pred == y).sum())
+    totals.agree += int((result.predictions[-1] == ann_pred).sum())
+    settled = result.settle >= 0
+    totals.mismatched += sum(int((c[settled] != a[settled]).sum()) for c, a in zip(result.counts, ann[:-1]))
+    totals.spikes += int(result.spikes.sum())
+    totals.net += int(result.net.sum())
+    totals.synops += int(result.synops.sum())
+    totals.settle.append(result.settle)
+    # the float32 training-time forward rounds differently from the exact one at near-ties: counted, not hidden
+    totals.float32_neurons += sum(int((a * scale != level).sum()) for a, level in zip(float32[:-1], ann[:-1]))
+    totals.float32_predictions += int((float32[-1].argmax(axis=1) != ann_pred).sum())
+
+
+def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
+    net, n = cfg.network, max(totals.samples, 1)
+    snn_accuracy = (totals.snn_correct / n).tolist()
+    return {
+        "network": net.name, "k": cfg.k, "checkpoint": str(cfg.checkpoint), "simulator": simulator,
+        "neuron_rule": cfg.neuron_rule, "num_samples": totals.samples, "time_steps": cfg.time_steps,
+        "batch_size": cfg.batch_size, "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
+        "ann_accuracy": totals.ann_correct / n, "snn_accuracy": snn_accuracy,
+        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), totals.ann_correct),
+        "agreement": totals.agree / n, "mismatched_neurons": totals.mismatched,
+        "float32_near_ties": {"neurons": totals.float32_neurons, "predictions": totals.float32_predictions},
+        "hidden_neurons_per_image": net.hidden_neurons(),
+        "spikes_per_image": totals.spikes / n,
+        "positive_spikes_per_image": (totals.spikes + totals.net) / 2 / n,
+        "negative_spikes_per_image": (totals.spikes - totals.net) / 2 / n,
+        "sops_per_image": totals.synops / n,
+        "ann_macs_per_image": net.macs_per_image(),
+        "settle_steps": logs.settle_summary(np.concatenate(totals.settle) if totals.settle else np.zeros(0, int)),
+    }
+
+
+def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, inputs: np.ndarray, scale: float) -> None:
+    snn = summary["snn_accuracy"][-1]
+    print(f"ANN accuracy {summary['ann_accuracy']:.4f}  SNN accuracy {snn:.4f}  "
+          f"agreement {summary['agreement']:.4f}  lossless step {summary['lossless_step']}  "
+          f"mismatched neurons {summary['mismatched_neurons']}  "
+          f"({summary['run']['wall_seconds']:.1f}s, logs in {cfg.log_dir})", flush=True)
+    unsettled = summary["settle_steps"]["unsettled"]
+    if unsettled:
+        print(f"note: {unsettled} images were still spiking after {cfg.time_steps} steps, so their counts are "
+              f"not final; --time_steps {_sufficient_steps(cfg, fast, inputs, scale)} lets every image settle",
+              flush=True)
+
+
+def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, inputs: np.ndarray, scale: float) -> int:
+    """Steps after which every test image is quiet (simulated again, at most ``MAX_TIME_STEPS``)."""
+    steps, last = cfg.time_steps, 0
+    for b in range(0, len(inputs), cfg.batch_size):
+        x = inputs[b:b + cfg.batch_size] * scale
+        while True:
+            settle = fast.simulate(x, steps).settle
+            if (settle >= 0).all() or steps >= MAX_TIME_STEPS:
+                break
+            steps = min(2 * steps, MAX_TIME_STEPS)
+        last = max(last, int(settle.max()) + 1)
+    return min(max(last, cfg.time_steps), MAX_TIME_STEPS)

@@ -46,6 +46,7 @@ class TrainConfig:
     train_samples: int | None = None
     seed: int | None = None
     jit_compile: bool = False  # XLA for the training step (its numerics need not match anything bit for bit)
+    tensorboard: Path | None = None  # also write per-epoch scalars here
 
 
 def set_seed(seed: int | None) -> None:
@@ -203,6 +204,7 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
 
     n_batches = max(1, len(train) // cfg.batch_size)
     test_acc = float("nan")
+    writer = tf.summary.create_file_writer(str(cfg.tensorboard)) if cfg.tensorboard else None
     with _SignalGuard() as guard:
         for epoch in range(start_epoch, target):
             start = time.time()
@@ -236,6 +238,11 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
             if epoch + 1 == target:  # the last record keeps the final test accuracy
                 test_acc = record["test_acc"] = test_accuracy()
             history["epochs"].append(record)
+            if writer is not None:
+                with writer.as_default():
+                    for name in ("train_loss", "train_acc", f"{held_out_name}_loss", f"{held_out_name}_acc"):
+                        tf.summary.scalar(name.replace("_", "/", 1), record[name], step=epoch + 1)
+                writer.flush()
             print(f"   train loss: {record['train_loss']:.4f}  train acc: {record['train_acc']:.4f}  "
                   f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
                   f"time: {record['seconds']:.1f}s", flush=True)

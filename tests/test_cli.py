@@ -40,7 +40,9 @@ def test_the_original_spiking_line():
     fv = flags.FlagValues()
     cli.define_snn_flags(time_steps=100, fv=fv)
     fv(["prog", "--k", "0"])
-    assert (fv.k, fv.time_steps, fv.noise_ratio, fv.batch_size) == (0, 100, 0.0, 200)
+    assert (fv.k, cli.time_steps(fv), fv.noise_ratio, fv.batch_size) == (0, 100, 0.0, 200)
+    fv(["prog", "--k", "3"])
+    assert cli.time_steps(fv) == 400  # levels grow as 2^k, and so does the time to signal them
 
 
 def test_there_are_fifteen_scripts():
@@ -57,10 +59,16 @@ def run(script, *args):
     (QUANT, ["--epochs", "0"], "flag --epochs=0"),
     (QUANT, ["--batch_size", "0"], "flag --batch_size=0"),
     (QUANT, ["--resume", "maybe"], "flag --resume=maybe: expected True or False"),
-    (QUANT, ["--learning_rate", "-1"], "--learning_rate must be positive"),
+    (QUANT, ["--learning_rate", "-1"], "--learning_rate must be a positive number"),
+    (QUANT, ["--learning_rate", "inf"], "--learning_rate must be a positive number"),
+    (QUANT, ["--seed", "-1"], "flag --seed=-1"),
+    (QUANT, ["--seed", str(2 ** 32)], "flag --seed=4294967296"),
     (QUANT, ["--data_dir", "/no/such/folder"], "--data_dir must be an existing folder"),
     (SPIKING, ["--time_steps", "0"], "flag --time_steps=0"),
     (SPIKING, ["--noise_ratio", "-0.5"], "flag --noise_ratio=-0.5"),
+    (SPIKING, ["--noise_ratio", "nan"], "--noise_ratio must be a finite number"),
+    (SPIKING, ["--time_steps", "10000000"], "flag --time_steps=10000000"),
+    (SPIKING, ["--neuron_rule", "mine"], "value should be one of <lossless|original>"),
     (SPIKING, ["--k", "-1"], "flag --k=-1"),
     (SPIKING, ["--simulator", "gpu"], "value should be one of <fast|reference>"),
 ])
