@@ -147,14 +147,40 @@ def run(cfg: TrainConfig) -> float:
     if cfg.mode == "inference" or cfg.resume:
         ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
         checkpoint.assign(model, ckpt)
-    if cfg.mode == "training":
-        def test_accuracy() -> float:
-            return evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)[1]
+    def test_accuracy() -> float:
+        return exact_test_accuracy(cfg, model, test_inputs, test.y, eval_step)
 
+    if cfg.mode == "training":
         return _train(cfg, model, eval_step, ckpt if cfg.resume else None, test_accuracy, test.files, started)
-    _, test_acc = evaluate(model, test_inputs, test.y, cfg.batch_size, eval_step)
+    test_acc = test_accuracy()
     print(f"test accuracy: {test_acc:.4f}", flush=True)
     return test_acc
+
+
+def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray,
+                        eval_step: Callable) -> float:
+    """Test accuracy of the quantized ANN computed exactly (:meth:`common.snn.FastSimulator.ann`): the same
+    number on any CPU and the one the spiking runs compare against. The float32 forward can differ at
+    rounding near-ties; how often is printed. The FP32 baseline is evaluated in float32."""
+    if cfg.k is None:
+        return evaluate(model, inputs, labels, cfg.batch_size, eval_step)[1]
+    from common import convert
+    from common.snn import FastSimulator
+
+    weights = checkpoint.model_weights(model)
+    exact_ann = FastSimulator(convert.convert(cfg.network, cfg.k, weights)).ann
+    scale = float(2 ** cfg.k)
+    correct = differ = 0
+    for start in range(0, len(labels), cfg.batch_size):
+        x, y = inputs[start:start + cfg.batch_size], labels[start:start + cfg.batch_size]
+        predictions = exact_ann(x * scale)[-1].argmax(axis=1)
+        float32_predictions = model(x, is_train=False)[-1].numpy().argmax(axis=1)
+        correct += int((predictions == y).sum())
+        differ += int((predictions != float32_predictions).sum())
+    if differ:
+        print(f"note: the float32 forward predicts {differ} test images differently (rounding near-ties); "
+              f"the exact ANN's accuracy is reported", flush=True)
+    return correct / len(labels)
 
 
 def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None,

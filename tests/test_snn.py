@@ -43,7 +43,8 @@ def in_batches(sim: FastSimulator, x: np.ndarray, steps: int, batch: int) -> Sim
     """Simulate ``x`` in batches of ``batch`` and put the records back together, sample by sample."""
     parts = [sim.simulate(x[i:i + batch], steps) for i in range(0, len(x), batch)]
     return SimulationResult(
-        predictions=np.concatenate([p.predictions for p in parts], 1), spikes=np.concatenate([p.spikes for p in parts], 2),
+        predictions=np.concatenate([p.predictions for p in parts], 1),
+        spikes=np.concatenate([p.spikes for p in parts], 2),
         net=np.concatenate([p.net for p in parts], 2), synops=np.concatenate([p.synops for p in parts], 1),
         counts=[np.concatenate(c) for c in zip(*(p.counts for p in parts))],
         output=np.concatenate([p.output for p in parts]), settle=np.concatenate([p.settle for p in parts]))

@@ -26,7 +26,13 @@ def config(root: Path, tmp_path: Path, **overrides) -> train.TrainConfig:
 
 
 def history(cfg: train.TrainConfig) -> list[dict]:
-    return json.loads(train.history_path(cfg.checkpoint).read_text())
+    """The epochs of the history inside the checkpoint; the readable copy beside it must agree."""
+    inside = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k).history
+    assert json.loads(train.history_path(cfg.checkpoint).read_text()) == inside
+    return inside["epochs"]
+
+
+RUN_RECORD_KEYS = {"command", "started", "git", "versions", "cpu", "data_sha256", "wall_seconds", "settings"}
 
 
 def test_training_lowers_the_loss_and_resumes(idx_root, tmp_path, capsys):
@@ -48,6 +54,10 @@ def test_training_lowers_the_loss_and_resumes(idx_root, tmp_path, capsys):
     assert [r["epoch"] for r in resumed] == [1, 2, 3, 4] and resumed[3]["learning_rate"] == 1e-4
     assert int(checkpoint.load(cfg.checkpoint, MNIST_LENET, 1).optimizer[0]) == 24
     assert acc > 0.5  # ten classes: chance is 0.1
+    runs = checkpoint.load(cfg.checkpoint, MNIST_LENET, 1).history["runs"]
+    assert len(runs) == 2 and [r["run"] for r in resumed] == [0, 0, 0, 1]
+    assert all(RUN_RECORD_KEYS <= set(run) for run in runs) and "checkpoint_sha256" in runs[1]
+    assert set(runs[0]["versions"]) == {"python", "tensorflow", "tensorlayer", "numpy", "absl-py"}
 
 
 def test_inference_mode_loads_the_checkpoint(idx_root, tmp_path, capsys):

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Simulate every shipped network, draw each workspace's figures and regenerate the README's table.
+# The shipped results: simulate every shipped network on its full test set into <workspace>/pretrained/logs/k<k>/,
+# draw <workspace>/pretrained/figs/ and regenerate the README's table. User runs never write there.
 # MNIST runs offline on the shipped test set; the others need NEGSPIKE_DATA (or <workspace>/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 spike() {  # spike <Spiking script> <k> [extra flags...]
   local script=$1 k=$2; shift 2
-  local ckpt
-  ckpt="$(dirname "$script")/pretrained/k$k.npz"
-  if [[ -f $ckpt ]]; then python "$script" --k "$k" --checkpoint "$ckpt" "$@"; fi
+  local dir
+  dir=$(dirname "$script")
+  if [[ -f $dir/pretrained/k$k.npz ]]; then
+    python "$script" --k "$k" --checkpoint "$dir/pretrained/k$k.npz" --log_dir "$dir/pretrained/logs/k$k" "$@"
+  fi
 }
 
-for k in 0 1; do spike MNIST/Spiking_LeNet_MNIST.py "$k"; done
-spike MNIST/Spiking_LeNet_MNIST.py 2 --time_steps 40
-for k in 0 1; do spike FashionMNIST/MLP/Spiking_MLP_FashionMNIST.py "$k"; done
-spike FashionMNIST/MLP/Spiking_MLP_FashionMNIST.py 2 --time_steps 40
-spike FashionMNIST/LeNet/Spiking_LeNet_FashionMNIST.py 1
-spike CIFAR10/CNN_1/Spiking_CNN1_CIFAR10.py 1
+for k in 0 1 2; do
+  spike MNIST/Spiking_LeNet_MNIST.py "$k"
+  spike FashionMNIST/MLP/Spiking_MLP_FashionMNIST.py "$k"
+  spike FashionMNIST/LeNet/Spiking_LeNet_FashionMNIST.py "$k"
+  spike CIFAR10/CNN_1/Spiking_CNN1_CIFAR10.py "$k"
+done
 
-for ws in MNIST FashionMNIST/MLP FashionMNIST/LeNet CIFAR10/CNN_1; do
-  if compgen -G "$ws/figs/k*/summary.json" > /dev/null; then python -m common.plots "$ws"; fi
+for ws in MNIST FashionMNIST/MLP FashionMNIST/LeNet CIFAR10/CNN_1 CIFAR10/CNN_2; do
+  if compgen -G "$ws/pretrained/logs/k*/summary.json" > /dev/null; then python -m common.plots "$ws" --shipped; fi
 done
 python tools/results_table.py --write

@@ -3,8 +3,9 @@
     python tools/results_table.py            # print the table
     python tools/results_table.py --write    # replace the table in README.md
 
-Reads ``<workspace>/pretrained/<k|fp32>.history.json`` (epochs run, FP32 test accuracy) and
-``<workspace>/figs/k<k>/summary.json`` (written by the Spiking script on those weights).
+Reads ``<workspace>/pretrained/<k|fp32>.history.json`` (epochs, FP32 test accuracy),
+``<workspace>/pretrained/logs/k<k>/summary.json`` (the shipped spiking runs, written by
+``tools/make_results.sh``) and ``paper/curves.csv`` (the paper's per-step curves).
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common.plots import paper_curves  # noqa: E402 - imports no TensorFlow
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
-# workspace, label, paper (k=1): ANN %, SNN %, time steps, FP32 %
+# workspace, label, the paper's table (k=1 ANN %, FP32 %)
 ROWS = [
-    ("MNIST", "LeNet, MNIST", (99.32, 99.32, 13, 99.28)),
-    ("FashionMNIST/MLP", "MLP, FashionMNIST", (88.79, 88.79, 11, 89.83)),
-    ("FashionMNIST/LeNet", "LeNet, FashionMNIST", (89.99, 89.99, 17, 90.01)),
-    ("CIFAR10/CNN_1", "CNN 1, CIFAR-10", (92.77, 92.77, 57, 92.66)),
-    ("CIFAR10/CNN_2", "CNN 2, CIFAR-10", (93.35, 93.35, 40, 93.20)),
+    ("MNIST", "LeNet, MNIST", 99.32, 99.28),
+    ("FashionMNIST/MLP", "MLP, FashionMNIST", 88.79, 89.83),
+    ("FashionMNIST/LeNet", "LeNet, FashionMNIST", 89.99, 90.01),
+    ("CIFAR10/CNN_1", "CNN 1, CIFAR-10", 92.77, 92.66),
+    ("CIFAR10/CNN_2", "CNN 2, CIFAR-10", 93.35, 93.20),
 ]
 
 
@@ -31,36 +36,59 @@ def read_json(path: Path) -> dict | list | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def epochs_note(history: list[dict] | None) -> str:
-    if not history:
+def epochs_of(history: dict | list | None) -> list[dict]:
+    if history is None:
+        return []
+    return history["epochs"] if isinstance(history, dict) else history
+
+
+def epochs_note(history: dict | list | None) -> str:
+    epochs = epochs_of(history)
+    if not epochs:
         return "–"
-    images = history[-1].get("train_images", 50_000)
-    return f"{history[-1]['epoch']}" + (f" on {images:,} images" if images < 50_000 else "")
+    images = epochs[-1].get("train_images", 50_000)
+    return f"{epochs[-1]['epoch']}" + (f" on {images:,} images" if images < 50_000 else "")
+
+
+def paper_snn(curve: dict | None) -> str:
+    """The paper's final SNN accuracy and the step from which it holds."""
+    if curve is None:
+        return "–"
+    accuracy = curve["accuracy"]
+    step = len(accuracy)
+    while step > 1 and accuracy[step - 2] == accuracy[-1]:
+        step -= 1
+    return f"{100 * accuracy[-1]:.2f} ({step})"
 
 
 def table() -> str:
-    lines = ["| network | k | paper ANN / SNN (T) | ours: epochs | ANN | SNN (T) | agreement | lossless step "
-             "| mismatched neurons | spikes / image | SOPs / image | test images |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for workspace, label, (p_ann, p_snn, p_t, p_fp32) in ROWS:
+    lines = ["| network | k | paper: ANN | paper: SNN (step) | ours: epochs | ANN | SNN (T) | lossless step "
+             "| agreement | mismatched neurons | float32 near-ties | spikes / image | SOPs / image | test images |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for workspace, label, paper_ann, paper_fp32 in ROWS:
         ws = ROOT / workspace
+        curves = paper_curves(workspace)
         for k in (0, 1, 2):
-            summary = read_json(ws / "figs" / f"k{k}" / "summary.json")
-            paper = f"{p_ann:.2f} / {p_snn:.2f} ({p_t})" if k == 1 else "–"
+            summary = read_json(ws / "pretrained" / "logs" / f"k{k}" / "summary.json")
+            ann = f"{paper_ann:.2f}" if k == 1 else "–"
+            paper = f"| {label} | {k} | {ann} | {paper_snn(curves.get(k))} "
             if summary is None:
-                if k == 1:
-                    lines.append(f"| {label} | {k} | {paper} | not run here | | | | | | | | |")
+                lines.append(paper + "| not run here | | | | | | | | | |")
                 continue
             history = read_json(ws / "pretrained" / f"k{k}.history.json")
+            ties = summary.get("float32_near_ties", {})
             lines.append(
-                f"| {label} | {k} | {paper} | {epochs_note(history)} | {100 * summary['ann_accuracy']:.2f} | "
-                f"{100 * summary['snn_accuracy'][-1]:.2f} ({summary['time_steps']}) | {summary['agreement']:.4f} | "
-                f"{summary['lossless_step']} | {summary['mismatched_neurons']} | "
+                paper + f"| {epochs_note(history)} | {100 * summary['ann_accuracy']:.2f} | "
+                f"{100 * summary['snn_accuracy'][-1]:.2f} ({summary['time_steps']}) | {summary['lossless_step']} | "
+                f"{summary['agreement']:.4f} | {summary['mismatched_neurons']} | "
+                f"{ties.get('neurons', '–')} / {ties.get('predictions', '–')} | "
                 f"{summary['spikes_per_image']:,.0f} | {summary['sops_per_image'] / 1e6:.2f} M | "
                 f"{summary['num_samples']:,} |")
         fp32 = read_json(ws / "pretrained" / "fp32.history.json")
-        fp32_acc = f"{100 * fp32[-1]['test_acc']:.2f}" if fp32 and "test_acc" in fp32[-1] else "not run here"
-        lines.append(f"| {label} | FP32 | {p_fp32:.2f} | {epochs_note(fp32)} | {fp32_acc} | | | | | | | |")
+        epochs = epochs_of(fp32)
+        fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run here"
+        lines.append(f"| {label} | FP32 | {paper_fp32:.2f} | | {epochs_note(fp32)} | {fp32_acc} "
+                     f"| | | | | | | | |")
     return "\n".join(lines)
 
 
