@@ -17,8 +17,12 @@ Keys (the README documents them; the SNN side reads them)::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +85,67 @@ class Checkpoint(dict):
     history: dict | None
 
 
+MAX_HISTORY_BYTES = 64 * 2 ** 20
+MAX_EPOCH = 1_000_000
+
+
+def _read_members(path: Path, wanted: dict[str, tuple[int, ...] | None], max_items: int) -> dict[str, np.ndarray]:
+    """The arrays ``wanted`` (name -> shape, ``None``: any shape up to ``max_items``) of an ``.npz``,
+    each header checked before its data is read; other members are never decompressed."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        for name, shape in wanted.items():
+            if name not in members:
+                continue
+            with archive.open(members[name]) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    declared, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    declared, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                if dtype.hasobject:
+                    raise CheckpointError(f"checkpoint {path} contains pickled objects; refusing to load it")
+                items = int(np.prod(declared, dtype=object))
+                too_big = items > max_items or (name == "meta/history" and items * dtype.itemsize > MAX_HISTORY_BYTES)
+                if (shape is not None and tuple(declared) != shape) or too_big:
+                    raise CheckpointError(f"checkpoint {path}: '{name}' has shape {tuple(declared)}"
+                                          + (f", expected {shape}" if shape is not None else ", too large")
+                                          + "; it is not a checkpoint of this network")
+                data = f.read(items * dtype.itemsize)
+                if len(data) != items * dtype.itemsize:
+                    raise CheckpointError(f"checkpoint {path}: '{name}' is truncated")
+                array = np.frombuffer(data, dtype).reshape(declared, order="F" if fortran else "C")
+            arrays[name] = array
+    return arrays
+
+
+def _read_checked(path: Path, wanted: dict[str, tuple[int, ...] | None], max_items: int) -> dict[str, np.ndarray]:
+    try:
+        return _read_members(path, wanted, max_items)
+    except CheckpointError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} is not a valid .npz file ({e}); it may be truncated") from None
+
+
+def _meta_int(arrays: dict, name: str, default: int, low: int, high: int, path: Path) -> int:
+    if name not in arrays:
+        return default
+    value = arrays[name]
+    if value.shape != () or value.dtype.kind not in "iu" or not low <= int(value) <= high:
+        raise CheckpointError(f"checkpoint {path}: '{name}' must be an integer in {low}..{high}, got "
+                              f"{value.tolist()!r}; the file is damaged or not a checkpoint")
+    return int(value)
+
+
 def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
-    """Read and validate a checkpoint for ``network`` at level ``k``; never unpickles."""
+    """Read and validate a checkpoint for ``network`` at level ``k``; never unpickles.
+
+    Only the expected members are read, each after its declared shape has been checked, so a
+    crafted file cannot make it allocate more than the network's own size. Weights must be finite
+    as float32 and variances non-negative: anything else cannot be a trained network.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train first (--mode training) "
@@ -90,40 +153,44 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     if not zipfile.is_zipfile(path):  # np.load would take any other file for a pickle
         raise CheckpointError(f"checkpoint {path} is not a valid .npz file (not a zip archive); "
                               f"it may be truncated or not a checkpoint")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise CheckpointError(f"checkpoint {path} contains pickled objects; refusing to load it") from None
-        raise CheckpointError(f"checkpoint {path} is not a valid .npz file ({e})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise CheckpointError(f"checkpoint {path} is not a valid .npz file ({e}); "
-                              f"it may be truncated") from None
-    meta_network = str(arrays.get("meta/network", ""))
+    shapes = expected_shapes(network)
+    total = sum(int(np.prod(shape)) for shape in shapes.values())
+    meta: dict[str, tuple[int, ...] | None] = {
+        name: () for name in ("meta/network", "meta/k", "meta/epoch", "meta/batch", "meta/target_epoch")}
+    rest: dict[str, tuple[int, ...] | None] = {**shapes, "meta/history": ()}
+    rest.update({f"optimizer/{i:03d}": None for i in range(2 * len(shapes) + 2)})
+    arrays = _read_checked(path, meta, 1024)
+    meta_network = arrays.get("meta/network")
+    meta_network = str(meta_network) if meta_network is not None and meta_network.dtype.kind == "U" else ""
     if meta_network != network.name:
         raise CheckpointError(f"checkpoint {path} is for network '{meta_network or 'unknown'}', "
                               f"not '{network.name}'")
-    saved_k = int(arrays.get("meta/k", FP32_K - 1))
+    saved_k = _meta_int(arrays, "meta/k", FP32_K - 1, FP32_K - 1, 64, path)
     wanted_k = FP32_K if k is None else k
     if saved_k != wanted_k:
-        saved = "FP32" if saved_k == FP32_K else f"k={saved_k}"
+        saved = "FP32" if saved_k == FP32_K else ("unknown" if saved_k < FP32_K else f"k={saved_k}")
         raise CheckpointError(f"checkpoint {path} was trained with {saved}, not {k_label(k)}; "
                               f"pass the matching --k or another --checkpoint")
+    arrays.update(_read_checked(path, rest, total))
     ckpt = Checkpoint()
-    for name, shape in expected_shapes(network).items():
+    for name in shapes:
         if name not in arrays:
             raise CheckpointError(f"checkpoint {path} lacks the array '{name}'")
         value = arrays[name]
-        if value.shape != shape or value.dtype.kind != "f":
-            raise CheckpointError(f"checkpoint {path}: '{name}' has shape {value.shape} ({value.dtype}), "
-                                  f"expected {shape} (float32)")
+        if value.dtype.kind != "f":
+            raise CheckpointError(f"checkpoint {path}: '{name}' has dtype {value.dtype}, expected float32")
+        with np.errstate(over="ignore"):
+            value = value.astype(np.float32)
         if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"checkpoint {path}: '{name}' holds NaN or infinite values")
-        ckpt[name] = value.astype(np.float32)
-    ckpt.epoch = int(arrays.get("meta/epoch", 0))
-    ckpt.batch = int(arrays.get("meta/batch", 0))
-    ckpt.target_epoch = int(arrays.get("meta/target_epoch", ckpt.epoch))
+            raise CheckpointError(f"checkpoint {path}: '{name}' holds NaN or infinite values as float32; "
+                                  f"it cannot be a trained network")
+        if name.endswith("/moving_var") and (value < 0).any():
+            raise CheckpointError(f"checkpoint {path}: '{name}' holds negative variances; "
+                                  f"it cannot be a trained network")
+        ckpt[name] = value
+    ckpt.epoch = _meta_int(arrays, "meta/epoch", 0, 0, MAX_EPOCH, path)
+    ckpt.batch = _meta_int(arrays, "meta/batch", 0, 0, 10 ** 7, path)
+    ckpt.target_epoch = _meta_int(arrays, "meta/target_epoch", ckpt.epoch, 0, MAX_EPOCH, path)
     ckpt.optimizer = [arrays[n] for n in sorted(n for n in arrays if n.startswith("optimizer/"))]
     ckpt.history = None
     if "meta/history" in arrays:
@@ -132,6 +199,63 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
         except json.JSONDecodeError:
             raise CheckpointError(f"checkpoint {path}: its training history is not valid JSON") from None
     return ckpt
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint of this package (a zip with ``meta/network``), of any network."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "meta/network.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold ``path`` for one training run: refuse a second writer, clean what a killed run left.
+
+    Checks first that ``path`` can be a checkpoint file (not a folder, in a writable folder).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"--checkpoint {path} is a folder; name a .npz file, e.g. {path / 'k1.npz'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_name(f".{path.name}.lock"), "a")
+    except OSError as e:
+        raise CheckpointError(f"cannot write a checkpoint into {path.parent} ({e.strerror}); "
+                              f"pass another --checkpoint") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CheckpointError(f"another training run is writing {path}; wait for it, or pass another "
+                                  f"--checkpoint") from None
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # temporary files of a run killed mid-write
+            stale.unlink(missing_ok=True)
+        history = path.with_name(path.stem + ".history.json")
+        for stale in path.parent.glob(f".{history.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        yield
+
+
+def back_up(path: Path) -> Path:
+    """Move an existing checkpoint of ours (and its history) aside to the first free ``<name>.bak[N]``;
+    never overwrites an earlier backup, never moves anything that is not a checkpoint."""
+    if not is_checkpoint(path):
+        raise CheckpointError(f"{path} exists and is not a checkpoint of this package; move it away or pass "
+                              f"another --checkpoint")
+    n = 0
+    while True:
+        backup = path.with_name(f"{path.name}.bak{n or ''}")
+        if not backup.exists():
+            break
+        n += 1
+    os.replace(path, backup)
+    history = path.with_name(path.stem + ".history.json")
+    if history.is_file():
+        os.replace(history, backup.with_name(backup.name + ".history.json"))
+    return backup
 
 
 def model_weights(model: tl.models.Model) -> dict[str, np.ndarray]:

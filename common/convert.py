@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import compat
+from common.checkpoint import CheckpointError
 from common.model import OUTPUT_NAME, layer_names
 from common.networks import Conv, Network
 
@@ -94,6 +95,9 @@ def convert(network: Network, k: int, weights: dict[str, np.ndarray]) -> Spiking
         stats = tuple(np.asarray(weights[f"{bn}/{name}"], np.float32)
                       for name in ("beta", "gamma", "moving_mean", "moving_var"))
         scale, bias = fold_batchnorm(stats[1], stats[0], stats[2], stats[3], k)
+        if not (np.isfinite(scale).all() and np.isfinite(bias).all()):
+            raise CheckpointError(f"{bn}: BatchNorm folds to a non-finite threshold or bias; the weights cannot "
+                                  f"be a trained network")
         layers.append(SpikingLayer(conv, np.asarray(weights[f"{conv_name}/filters"], np.float32), scale, bias,
                                    stats))
     return SpikingNetwork(network, k, layers, np.asarray(weights[f"{OUTPUT_NAME}/weights"], np.float32))

@@ -89,24 +89,36 @@ def data_roots(data_dir: str | None, workspace: Path) -> list[Path]:
 
 # ---------------------------------------------------------------------------- IDX files
 
+IDX_MAX_ITEMS = 70_000  # MNIST and FashionMNIST: 60,000 training and 10,000 test images
+IDX_IMAGE_SIZE = 28
+
+
 def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
-    """Read one gzip-compressed IDX file of unsigned bytes, checking magic number and sizes."""
+    """Read one gzip-compressed IDX file of unsigned bytes, checking magic number and sizes.
+
+    The header is checked against the datasets' known sizes before any data is read, and no
+    more than the header announces is decompressed, so a crafted file cannot exhaust memory.
+    """
     try:
         with gzip.open(path, "rb") as f:
-            raw = f.read()
+            header = f.read(4 + 4 * expected_ndim)
+            if len(header) < 4 or header[:3] != b"\x00\x00\x08" or header[3] != expected_ndim:
+                raise DataError(f"{path}: not an IDX file of {expected_ndim}-D unsigned bytes (bad magic number)")
+            if len(header) < 4 + 4 * expected_ndim:
+                raise DataError(f"{path}: IDX header is truncated")
+            dims = tuple(int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(expected_ndim))
+            if dims[0] > IDX_MAX_ITEMS or any(d != IDX_IMAGE_SIZE for d in dims[1:]):
+                raise DataError(f"{path}: header says {dims}; expected at most {IDX_MAX_ITEMS} items"
+                                + (f" of {IDX_IMAGE_SIZE}x{IDX_IMAGE_SIZE}" if expected_ndim == 3 else "")
+                                + "; the file is not MNIST or FashionMNIST")
+            size = int(np.prod(dims, dtype=object))
+            raw = f.read(size + 1)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a readable gzip file ({e}); delete it and download it again") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expected_ndim:
-        raise DataError(f"{path}: not an IDX file of {expected_ndim}-D unsigned bytes (bad magic number)")
-    header_end = 4 + 4 * expected_ndim
-    if len(raw) < header_end:
-        raise DataError(f"{path}: IDX header is truncated")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(expected_ndim))
-    payload = len(raw) - header_end
-    if payload != int(np.prod(dims)):
-        raise DataError(f"{path}: header says {dims} ({int(np.prod(dims))} bytes) but the file holds "
-                        f"{payload} bytes; the file is truncated or corrupt")
-    return np.frombuffer(raw, np.uint8, offset=header_end).reshape(dims)
+    if len(raw) != size:
+        raise DataError(f"{path}: header says {dims} ({size} bytes) but the file holds "
+                        f"{'more' if len(raw) > size else len(raw)} bytes; the file is truncated or corrupt")
+    return np.frombuffer(raw, np.uint8).reshape(dims)
 
 
 def read_idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +158,13 @@ class _CifarUnpickler(pickle.Unpickler):
         return self._ALLOWED[(module, name)] or _numpy_reconstruct()
 
 
+CIFAR_MAX_BYTES = 64 * 2 ** 20  # a batch of 10,000 images is 31 MB
+
+
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One python batch as uint8 images ``(n, 32, 32, 3)`` and int64 labels, never running code."""
+    if path.stat().st_size > CIFAR_MAX_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes is too large for a CIFAR-10 batch")
     try:
         with open(path, "rb") as f:
             batch = _CifarUnpickler(f, encoding="bytes").load()
@@ -162,9 +179,9 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: b'data' must be a uint8 array of shape (n, 3072), got {shape}")
     if not isinstance(labels, list) or len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels) if isinstance(labels, list) else 'no'} labels")
+    if not all(type(v) is int and 0 <= v < NUM_CLASSES for v in labels):  # no bools, floats, lists or strings
+        raise DataError(f"{path}: labels must be integers 0..{NUM_CLASSES - 1}; the file is corrupt")
     labels = np.asarray(labels, np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise DataError(f"{path}: labels must be classes 0..{NUM_CLASSES - 1}")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -234,13 +251,24 @@ def locate(dataset: str, names: tuple[str, ...], roots: list[Path], download: bo
         else:
             problems = [_download_idx(IDX_DATASETS[dataset], n, target)
                         for n in names if not (target / n).is_file()]
-            problem = "; ".join(p for p in problems if p) or None
+            # every file tried every mirror: name each mirror's failure once
+            failures = dict.fromkeys(part for p in problems if p for part in p.split("; "))
+            problem = "; ".join(failures) or None
         if problem is None:
             return target
     missing = ", ".join(n for n in names if not (target / n).is_file())
     searched = ", ".join(str(f) for f in folders)
     raise DataError(f"{dataset}: missing {missing}; searched {searched}; download failed ({problem}). "
-                    f"Put the original files in one of these folders or pass --data_dir")
+                    f"Put the original files in one of these folders, set {DATA_ENV} to a data root "
+                    f"holding {sub}/, or pass --data_dir")
+
+
+def files_of(dataset: str, splits: tuple[str, ...]) -> tuple[str, ...]:
+    """Every file the ``splits`` of ``dataset`` are read from."""
+    if dataset == "cifar10":
+        return (*CIFAR10_TRAIN, *CIFAR10_TEST) if "train" in splits or "validation" in splits else CIFAR10_TEST
+    names = [name for split in splits for name in SPLIT_FILES["test" if split == "test" else "train"]]
+    return tuple(dict.fromkeys(names))
 
 
 # ---------------------------------------------------------------------------- splits

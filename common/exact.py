@@ -29,8 +29,11 @@ def dot_error_factor(n: int, unit_roundoff: float) -> float:
 
 
 def exact_dot(x: np.ndarray, w: np.ndarray) -> float:
-    """``sum(x * w)`` correctly rounded to float64 (x and w hold float32 values)."""
-    return math.fsum((x.astype(np.float64) * w.astype(np.float64)).ravel().tolist())
+    """``sum(x * w)`` correctly rounded to float64 (x and w hold float32 values); NaN if it is not finite."""
+    try:
+        return math.fsum((x.astype(np.float64) * w.astype(np.float64)).ravel().tolist())
+    except (ValueError, OverflowError):  # inf - inf, or a sum beyond float64: the caller reports non-finite output
+        return math.nan
 
 
 def exact_integrals(x: np.ndarray, kernel: np.ndarray, conv: Conv, index: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ construction, not because two kernels happened to round alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -33,6 +35,10 @@ FLOAT32_UNDERFLOW = 2.0 ** -125  # what flushing a subnormal float32 partial sum
 SLICE_ELEMENTS = 2 ** 21  # products per slice when undecided neurons are recomputed in float64
 UNDECIDED_LIMIT = 0.01  # a float32 layer leaving more of its neurons undecided moves to float64
 ADAPT_AFTER = 100_000  # neuron evaluations before that share is judged
+
+
+class Stopped(Exception):  # noqa: N818 - control flow, not an error
+    """A simulation was asked to stop (a signal arrived)."""
 
 
 class NegativeSpikeIF:
@@ -279,8 +285,10 @@ class FastSimulator:
         self._chunks[n] = run
         return run
 
-    def simulate(self, x: np.ndarray, time_steps: int) -> SimulationResult:
-        """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``)."""
+    def simulate(self, x: np.ndarray, time_steps: int, stop: Callable[[], bool] = lambda: False) -> SimulationResult:
+        """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``).
+
+        ``stop()`` is asked between chunks of steps; if it says so, :class:`Stopped` is raised."""
         batch = len(x)
         result = SimulationResult.empty(self._shapes[1:], self.sn.network.classes, batch, time_steps)
         chunk = self.chunk_steps(batch, time_steps)
@@ -289,6 +297,8 @@ class FastSimulator:
         counts = [np.zeros((batch, *shape), np.float32) for shape in self._shapes[1:]]
         t0 = 0
         while t0 < time_steps and len(active):
+            if stop():
+                raise Stopped
             n = min(chunk, time_steps - t0)
             new_counts, spikes, nets, covered, output = self._chunk(n)(first_levels[active], counts)
             new_counts = [c.numpy() for c in new_counts]

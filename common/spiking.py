@@ -15,7 +15,7 @@ from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
 from common.results import SimulationResult
-from common.snn import FastSimulator
+from common.snn import FastSimulator, Stopped
 
 MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
 
@@ -101,10 +101,13 @@ def run(cfg: SpikingConfig) -> dict:
             x, y = inputs[rows], test.y[rows]
             ann = fast.ann(x * scale)  # exact levels and output, independent of batch shape and CPU
             x_spikes = noisy(x, cfg.noise_ratio, rng) * scale
-            if simulator == "fast":
-                result = fast.simulate(x_spikes, cfg.time_steps)
-            else:
-                result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+            try:
+                if simulator == "fast":
+                    result = fast.simulate(x_spikes, cfg.time_steps, stop=lambda: bool(interrupted))
+                else:
+                    result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+            except Stopped:
+                break
             _add_batch(totals, result, ann, y, [o.numpy() for o in float32_forward(x)], scale)
             progress.update(b + 1, len(y))
             if interrupted:

@@ -20,6 +20,9 @@ from common.networks import Network
 import tensorlayer as tl
 
 
+CHANCE_HINT_STEPS = 100
+
+
 class TrainingError(Exception):
     """Training cannot go on (for example the loss became NaN)."""
 
@@ -73,12 +76,18 @@ def make_eval_step(model: tl.models.Model) -> Callable:
     return eval_step
 
 
+class _Stop(Exception):  # noqa: N818 - control flow: a signal arrived during an evaluation
+    pass
+
+
 def evaluate(model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int,
-             eval_step: Callable | None = None) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` in inference mode."""
+             eval_step: Callable | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` in inference mode; ``stop()`` is asked between batches."""
     eval_step = eval_step or make_eval_step(model)
     total_loss, total_correct = 0.0, 0
     for x, y in data.eval_batches(inputs, labels, batch_size):
+        if stop():
+            raise _Stop
         loss, hits = eval_step(x, y)
         total_loss += float(loss)
         total_correct += int(hits)
@@ -138,32 +147,49 @@ def run(cfg: TrainConfig) -> float:
     started = time.time()
     set_seed(cfg.seed)
     dataset = cfg.network.dataset
+    splits = ("test",) if cfg.mode == "inference" else ("train", "test")
+    data.locate(dataset, data.files_of(dataset, splits), cfg.roots)  # one message naming every missing file
+    if cfg.mode == "training":
+        with checkpoint.writer_lock(cfg.checkpoint):
+            return _run_training(cfg, started)
     model = build_ann(cfg.network, cfg.k)
     test = data.load_split(dataset, "test", cfg.roots)
-    test_inputs = data.eval_inputs(dataset, test)
+    if len(test) == 0:
+        raise data.DataError(f"{dataset}: the test set is empty; check the data files")
     eval_step = make_eval_step(model)
-
-    ckpt = None
-    if cfg.mode == "inference" or cfg.resume:
-        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
-        checkpoint.assign(model, ckpt)
-    def test_accuracy() -> float:
-        return exact_test_accuracy(cfg, model, test_inputs, test.y, eval_step)
-
-    if cfg.mode == "training":
-        return _train(cfg, model, eval_step, ckpt if cfg.resume else None, test_accuracy, test.files, started)
-    test_acc = test_accuracy()
+    checkpoint.assign(model, checkpoint.load(cfg.checkpoint, cfg.network, cfg.k))
+    test_acc = exact_test_accuracy(cfg, model, data.eval_inputs(dataset, test), test.y, eval_step)
     print(f"test accuracy: {test_acc:.4f}", flush=True)
     return test_acc
 
 
+def _run_training(cfg: TrainConfig, started: float) -> float:
+    dataset = cfg.network.dataset
+    model = build_ann(cfg.network, cfg.k)
+    test = data.load_split(dataset, "test", cfg.roots)
+    if len(test) == 0:
+        raise data.DataError(f"{dataset}: the test set is empty; check the data files")
+    test_inputs = data.eval_inputs(dataset, test)
+    eval_step = make_eval_step(model)
+
+    ckpt = None
+    if cfg.resume:
+        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
+        checkpoint.assign(model, ckpt)
+
+    def test_accuracy(stop: Callable[[], bool]) -> float:
+        return exact_test_accuracy(cfg, model, test_inputs, test.y, eval_step, stop)
+
+    return _train(cfg, model, eval_step, ckpt, test_accuracy, test.files, started)
+
+
 def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray,
-                        eval_step: Callable) -> float:
+                        eval_step: Callable, stop: Callable[[], bool] = lambda: False) -> float:
     """Test accuracy of the quantized ANN computed exactly (:meth:`common.snn.FastSimulator.ann`): the same
     number on any CPU and the one the spiking runs compare against. The float32 forward can differ at
     rounding near-ties; how often is printed. The FP32 baseline is evaluated in float32."""
     if cfg.k is None:
-        return evaluate(model, inputs, labels, cfg.batch_size, eval_step)[1]
+        return evaluate(model, inputs, labels, cfg.batch_size, eval_step, stop)[1]
     from common import convert
     from common.snn import FastSimulator
 
@@ -172,6 +198,8 @@ def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.nda
     scale = float(2 ** cfg.k)
     correct = differ = 0
     for start in range(0, len(labels), cfg.batch_size):
+        if stop():
+            raise _Stop
         x, y = inputs[start:start + cfg.batch_size], labels[start:start + cfg.batch_size]
         predictions = exact_ann(x * scale)[-1].argmax(axis=1)
         float32_predictions = model(x, is_train=False)[-1].numpy().argmax(axis=1)
@@ -184,11 +212,14 @@ def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.nda
 
 
 def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None,
-           test_accuracy: Callable[[], float], test_files: tuple[Path, ...], started: float) -> float:
+           test_accuracy: Callable[[Callable[[], bool]], float], test_files: tuple[Path, ...], started: float) -> float:
     """Train to the target epoch, saving the checkpoint (with its history) after every epoch;
     returns the final test accuracy."""
     dataset = cfg.network.dataset
     train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
+    if len(train) == 0:
+        raise data.DataError(f"{dataset}: the training set is empty (the last {data.VALIDATION_SIZE:,} training "
+                             f"images are held out for validation); check the data files")
     held_out_name = "test" if dataset == "cifar10" else "validation"
     held_out = data.load_split(dataset, held_out_name, cfg.roots)
     held_inputs = data.eval_inputs(dataset, held_out)
@@ -202,11 +233,15 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
         finished = skip == 0 and start_epoch >= ckpt.target_epoch
         target = start_epoch + cfg.epochs if finished else ckpt.target_epoch
         history = _previous_history(cfg.checkpoint, ckpt)
+        if skip > max(1, len(train) // cfg.batch_size):
+            raise checkpoint.CheckpointError(
+                f"checkpoint {cfg.checkpoint} stopped after batch {skip} of an epoch, but an epoch here has "
+                f"{max(1, len(train) // cfg.batch_size)} batches; resume with the run's own --batch_size and "
+                f"--train_samples")
         print(f"resuming {cfg.checkpoint} at epoch {start_epoch + 1}"
               + (f", batch {skip + 1}" if skip else "") + f"; training to epoch {target}", flush=True)
     elif cfg.checkpoint.exists():
-        backup = cfg.checkpoint.with_name(cfg.checkpoint.name + ".bak")
-        cfg.checkpoint.replace(backup)
+        backup = checkpoint.back_up(cfg.checkpoint)
         print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
     files = sorted({*train.files, *held_out.files, *test_files})
     run_index = len(history["runs"])
@@ -255,26 +290,44 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                                       f"{cfg.checkpoint} at epoch {epoch + 1}, batch {b + 1}; "
                                       f"continue with --resume True", guard.signum)
             skip = 0
-            val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step)
+
+            def stop() -> bool:
+                return guard.signum is not None
+
+            try:
+                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, stop)
+                final_test = test_accuracy(stop) if epoch + 1 == target else None
+            except _Stop:  # all batches are done: resuming goes straight to the evaluation
+                save(epoch, n_batches)
+                raise Interrupted(f"interrupted by {signal.Signals(guard.signum).name} while evaluating: saved "
+                                  f"{cfg.checkpoint} after the last batch of epoch {epoch + 1}; continue with "
+                                  f"--resume True", guard.signum) from None
             record = {"epoch": epoch + 1, "run": run_index, "learning_rate": cfg.learning_rate,
-                      "train_images": len(train), "train_loss": loss_sum / max(seen, 1),
-                      "train_acc": hits / max(seen, 1),
+                      "train_images": len(train),
+                      "train_loss": loss_sum / seen if seen else None,  # None: resumed after the last batch
+                      "train_acc": hits / seen if seen else None,
                       f"{held_out_name}_loss": val_loss, f"{held_out_name}_acc": val_acc,
                       "seconds": round(time.time() - start, 2)}
-            if epoch + 1 == target:  # the last record keeps the final test accuracy
-                test_acc = record["test_acc"] = test_accuracy()
+            if final_test is not None:  # the last record keeps the final test accuracy
+                test_acc = record["test_acc"] = final_test
             history["epochs"].append(record)
             if writer is not None:
                 with writer.as_default():
                     for name in ("train_loss", "train_acc", f"{held_out_name}_loss", f"{held_out_name}_acc"):
                         tf.summary.scalar(name.replace("_", "/", 1), record[name], step=epoch + 1)
                 writer.flush()
-            print(f"   train loss: {record['train_loss']:.4f}  train acc: {record['train_acc']:.4f}  "
+            print(f"   train loss: {record['train_loss'] or float('nan'):.4f}  "
+                  f"train acc: {record['train_acc'] or float('nan'):.4f}  "
                   f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
                   f"time: {record['seconds']:.1f}s", flush=True)
             save(epoch + 1, 0)
     if np.isnan(test_acc):
-        test_acc = test_accuracy()
+        test_acc = test_accuracy(lambda: False)
+    steps = int(opt.iterations.numpy())
+    if steps < CHANCE_HINT_STEPS and test_acc < 2.0 / cfg.network.classes:
+        print(f"note: accuracy is near chance after only {steps} training steps: BatchNorm's running statistics "
+              f"(momentum 0.9) and the weights need a few hundred steps; train for more epochs or images",
+              flush=True)
     print(f"test accuracy: {test_acc:.4f}", flush=True)
     return test_acc
 
