@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import compat  # noqa: F401 - quiet TensorFlow first
 import numpy as np
 
 from common import checkpoint, synthetic

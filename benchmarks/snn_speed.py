@@ -1,10 +1,12 @@
-"""How fast the spiking simulators run, side by side on the same weights.
+"""How fast the spiking simulators run, side by side on the same weights, in one process.
 
-    python benchmarks/snn_speed.py                 # shipped MNIST LeNet k=1 on the MNIST test set
+    python benchmarks/snn_speed.py                   # shipped MNIST LeNet k=1 on the MNIST test set
     python benchmarks/snn_speed.py --checkpoint ''   # random weights and images
 
-Prints medians of several repeats after a warm-up and ends with the line
-``snn_vs_reference_speedup=<x> snn_step_vs_ann_forward=<y> early_exit_saving=<z>``.
+Compares the exact simulator with the previous design (plain float32 convolutions and rounding,
+no error bound: fast, but exact only where one CPU's kernels happen to round alike), the NumPy
+reference and the float32 ANN. Prints medians of several repeats after a warm-up and ends with
+``exact_vs_float32_cost=<r> snn_vs_reference_speedup=<x> snn_step_vs_ann_forward=<y> early_exit_saving=<z>``.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import compat  # noqa: F401 - quiet TensorFlow first
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
 from common import checkpoint, cli, convert, data, reference, synthetic
 from common.model import build_ann
 from common.networks import CIFAR_CNN1, MNIST_LENET
-from common.snn import FastSimulator
-from common.spiking import ann_forward
+from common.snn import ExactReadout, ExactSynapses, FastSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 flags.DEFINE_string("checkpoint", str(ROOT / "MNIST" / "pretrained" / "k1.npz"),
@@ -35,7 +38,30 @@ flags.DEFINE_integer("batch_size", 200, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).", lower_bound=1)
 flags.DEFINE_integer("reference_images", 200, "Images for the (slow) reference simulator; its time is "
                      "scaled to --images.", lower_bound=1)
+flags.DEFINE_boolean("cifar", True, "Also time CIFAR-10 CNN 1 (random weights).")
 FLAGS = flags.FLAGS
+
+
+class Float32Synapses(ExactSynapses):
+    """The previous design: one float32 convolution and the ANN's rounding, with no error bound."""
+
+    def levels(self, x: tf.Tensor) -> tf.Tensor:
+        z = tf.nn.conv2d(x, tf.cast(self.kernel, tf.float32), self.conv.stride, self.conv.padding)
+        return tf.round(tf.nn.relu(z * self.scale + self.bias) + 1e-5)
+
+
+class Float32Readout(ExactReadout):
+    def potentials(self, flat: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(flat, tf.cast(self.weights, tf.float32))
+
+
+def float32_simulator(sn, **kwargs) -> FastSimulator:
+    sim = FastSimulator(sn, **kwargs)
+    sim.synapses = [Float32Synapses(layer, shape) for layer, shape in zip(sn.layers, sn.network.shapes())]
+    sim.readout = Float32Readout(sn.output_weights)
+    sim._first_levels = tf.function(sim.synapses[0].levels, input_signature=sim._input_signature)
+    sim._adapt = lambda: None
+    return sim
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -68,42 +94,49 @@ def main(argv: list[str]) -> None:
     sn = convert.convert(MNIST_LENET, k, weights)
     model = build_ann(MNIST_LENET, k)
     checkpoint.assign(model, weights)
-    forward = ann_forward(model)
-    fast, dense = FastSimulator(sn), FastSimulator(sn, early_exit=False)
+    forward = tf.function(lambda b: model(b, is_train=False), reduce_retracing=True)
+    exact, exact_dense = FastSimulator(sn), FastSimulator(sn, early_exit=False)
+    old, old_dense = float32_simulator(sn), float32_simulator(sn, early_exit=False)
     xs = x * 2 ** k
     print(f"MNIST LeNet k={k}, {source}: {n} images, steps={steps}, batch {batch}, median of {FLAGS.repeats}")
 
+    def timed(sim):
+        return median_seconds(lambda: in_batches(lambda b: sim.simulate(b, steps), xs, batch), FLAGS.repeats)
+
     t_ann = median_seconds(lambda: in_batches(forward, x, batch), FLAGS.repeats)
-    t_fast = median_seconds(lambda: in_batches(lambda b: fast.simulate(b, steps), xs, batch), FLAGS.repeats)
-    t_dense = median_seconds(lambda: in_batches(lambda b: dense.simulate(b, steps), xs, batch), FLAGS.repeats)
+    t_exact, t_old = timed(exact), timed(old)
+    t_exact_dense, t_old_dense = timed(exact_dense), timed(old_dense)
     m = min(FLAGS.reference_images, n)
     t_ref = median_seconds(lambda: in_batches(lambda b: reference.simulate(sn, b, steps), xs[:m], batch), 1) * n / m
 
-    fast_results = in_batches(lambda b: fast.simulate(b, steps), xs[:m], batch)
+    exact_results = in_batches(lambda b: exact.simulate(b, steps), xs[:m], batch)
     ref_results = in_batches(lambda b: reference.simulate(sn, b, steps), xs[:m], batch)
-    # float32 synaptic sums (fast) and float64 running sums (reference) may part at a near-tie
-    same = sum(int((np.all(f.spikes == r.spikes, axis=(0, 1)) & np.all(f.predictions == r.predictions, axis=0)).sum())
-               for f, r in zip(fast_results, ref_results))
-    settle = np.concatenate([r.settle for r in in_batches(lambda b: fast.simulate(b, steps), xs, batch)])
+    same = sum(int((np.all(f.spikes == r.spikes, axis=(0, 1)) & np.all(f.predictions == r.predictions, axis=0)
+                    & np.all(f.synops == r.synops, axis=0)).sum()) for f, r in zip(exact_results, ref_results))
+    settle = np.concatenate([r.settle for r in in_batches(lambda b: exact.simulate(b, steps), xs, batch)])
 
     per = 1e3 / n
-    print(f"  ANN forward pass           {t_ann:8.3f} s  {t_ann * per:8.4f} ms/image")
-    print(f"  reference SNN (NumPy)      {t_ref:8.3f} s  {t_ref * per / steps:8.4f} ms/image/step"
+    print(f"  ANN forward pass (float32)       {t_ann:8.3f} s  {t_ann * per:8.4f} ms/image")
+    print(f"  reference SNN (NumPy)            {t_ref:8.3f} s  {t_ref * per / steps:8.4f} ms/image/step"
           f"  (measured on {m} images)")
-    print(f"  fast SNN, every step       {t_dense:8.3f} s  {t_dense * per / steps:8.4f} ms/image/step")
-    print(f"  fast SNN, early exit       {t_fast:8.3f} s  {t_fast * per / steps:8.4f} ms/image/step"
-          f"  ({(settle >= 0).mean():.0%} of samples settle, after {settle[settle >= 0].mean():.1f} steps "
-          f"on average)" if (settle >= 0).any() else "  (no sample settles)")
-    print(f"  fast and reference: identical spike counts at every step for {same} of {m} images")
+    print(f"  previous float32 SNN, every step {t_old_dense:8.3f} s  {t_old_dense * per / steps:8.4f} ms/image/step")
+    print(f"  previous float32 SNN, early exit {t_old:8.3f} s  {t_old * per / steps:8.4f} ms/image/step")
+    print(f"  exact SNN, every step            {t_exact_dense:8.3f} s  {t_exact_dense * per / steps:8.4f} "
+          f"ms/image/step")
+    print(f"  exact SNN, early exit            {t_exact:8.3f} s  {t_exact * per / steps:8.4f} ms/image/step"
+          + (f"  ({(settle >= 0).mean():.0%} of samples settle, after {settle[settle >= 0].mean():.1f} steps "
+             f"on average)" if (settle >= 0).any() else "  (no sample settles)"))
+    print(f"  exact and reference: identical records at every step for {same} of {m} images")
 
-    cifar_step = cifar_dense_step_seconds(rng)
-    print(f"  CIFAR-10 CNN 1: {cifar_step * 1e3:.2f} ms/image/step every step; full test set (10,000 "
-          f"images) at steps=100 projected at {cifar_step * 10_000 * 100 / 60:.0f} min without early exit")
-    x_speed = t_ref / t_fast
-    y_ratio = (t_dense / steps) / t_ann
-    z_saving = 1 - t_fast / t_dense
-    print(f"snn_vs_reference_speedup={x_speed:.1f} snn_step_vs_ann_forward={y_ratio:.2f} "
-          f"early_exit_saving={z_saving:.2f}")
+    if FLAGS.cifar:
+        cifar_step = cifar_dense_step_seconds(rng)
+        print(f"  CIFAR-10 CNN 1 (random weights): {cifar_step * 1e3:.2f} ms/image/step every step; the full "
+              f"test set (10,000 images) at steps=100 projected at {cifar_step * 10_000 * 100 / 60:.0f} min "
+              f"without early exit")
+    print(f"exact_vs_float32_cost={t_exact / t_old:.2f} exact_vs_float32_cost_every_step="
+          f"{t_exact_dense / t_old_dense:.2f} snn_vs_reference_speedup={t_ref / t_exact:.1f} "
+          f"snn_step_vs_ann_forward={(t_exact_dense / steps) / t_ann:.2f} early_exit_saving="
+          f"{1 - t_exact / t_exact_dense:.2f}")
 
 
 def cifar_dense_step_seconds(rng: np.random.Generator, images: int = 100, steps: int = 4) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import logs, spiking, train
+from common import logs, provenance, spiking, train
 from common.networks import MNIST_LENET
+from common.progress import Progress
 from conftest import ROOT
 
 T = 15
@@ -60,6 +63,10 @@ def test_logs_and_summary_agree(trained, tmp_path):
     settle = summary["settle_steps"]
     assert sum(settle["histogram"].values()) + settle["unsettled"] == n
     assert summary["ann_macs_per_image"] == MNIST_LENET.macs_per_image()
+    run = summary["run"]  # the record of what produced it
+    assert {"command", "git", "versions", "cpu", "checkpoint_sha256", "data_sha256", "wall_seconds"} <= set(run)
+    assert run["checkpoint_sha256"] == provenance.sha256(trained[1].checkpoint)
+    assert len(run["data_sha256"]) == 2 and run["versions"]["tensorflow"]
 
 
 def test_a_last_batch_of_one_image_stays_exact(trained, tmp_path):
@@ -92,9 +99,33 @@ def test_the_script_end_to_end(trained, tmp_path):
          str(cfg.checkpoint), "--data_dir", str(tmp / "data"), "--time_steps", "12", "--log_dir", str(tmp_path)],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    last = done.stdout.strip().splitlines()[-1]
-    assert "agreement 1.0000" in last and "mismatched neurons 0" in last
+    assert done.stderr == ""  # a quiet start: no TensorFlow start-up lines without --verbose
+    lines = done.stdout.strip().splitlines()
+    assert "agreement 1.0000" in lines[-1] and "mismatched neurons 0" in lines[-1]
+    assert any(line.startswith("spiking: 1/1 batches") and "images/s" in line for line in lines)  # no TTY
     assert logs.read_summary(tmp_path)["time_steps"] == 12
+
+
+def test_tensorboard_summaries_of_training_and_spiking(trained, tmp_path):
+    tmp, cfg = trained
+    simulate(trained, tmp_path / "logs", num_samples=20, tensorboard=tmp_path / "tb_snn")
+    train.run(dataclasses.replace(cfg, checkpoint=tmp_path / "k1.npz", epochs=1, tensorboard=tmp_path / "tb_ann"))
+    for folder in ("tb_snn", "tb_ann"):
+        assert list((tmp_path / folder).glob("events.out.tfevents.*")), folder
+
+
+def test_progress_lines_without_a_terminal():
+    out = io.StringIO()
+    progress = Progress(4, "epoch 1", interval=0.0, stream=out, interactive=False)
+    for done in range(1, 5):
+        progress.update(done, 100, [("loss", 0.5)])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("epoch 1: 4/4 batches") and "images/s, ETA 0:00:00" in lines[-1]
+    quiet = io.StringIO()
+    slow = Progress(4, "x", interval=3600.0, stream=quiet, interactive=False)
+    for done in range(1, 5):
+        slow.update(done, 1)
+    assert len(quiet.getvalue().splitlines()) == 1  # only the last line within the interval
 
 
 @pytest.mark.parametrize("make_bad, message", [
@@ -117,4 +148,5 @@ def test_missing_data_gets_one_line(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: fashion_mnist: missing t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
+    assert done.stderr.count("\n") == 1
     assert str(tmp_path / "fashion_mnist") in last
