@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from pathlib import Path
 
@@ -15,17 +14,10 @@ from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
 from common.results import SimulationResult
+from common.signals import Interrupted, SignalGuard
 from common.snn import FastSimulator, Stopped
 
 MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
-
-
-class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
-    """SIGINT or SIGTERM arrived; the logs of the finished batches have been written."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 @dataclasses.dataclass
@@ -92,10 +84,7 @@ def run(cfg: SpikingConfig) -> dict:
     totals = _Totals(cfg.time_steps)
     n_batches = -(-len(test) // cfg.batch_size)
     progress = Progress(n_batches, "spiking")
-    interrupted: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: interrupted.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with SignalGuard() as guard:
         for b in range(n_batches):
             rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
             x, y = inputs[rows], test.y[rows]
@@ -103,29 +92,25 @@ def run(cfg: SpikingConfig) -> dict:
             x_spikes = noisy(x, cfg.noise_ratio, rng) * scale
             try:
                 if simulator == "fast":
-                    result = fast.simulate(x_spikes, cfg.time_steps, stop=lambda: bool(interrupted))
+                    result = fast.simulate(x_spikes, cfg.time_steps, stop=guard.stop)
                 else:
                     result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
             except Stopped:
                 break
             _add_batch(totals, result, ann, y, [o.numpy() for o in float32_forward(x)], scale)
             progress.update(b + 1, len(y))
-            if interrupted:
+            if guard.stop():
                 break
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
     summary = _summary(cfg, totals, simulator)
-    summary["partial"] = bool(interrupted)
+    summary["partial"] = guard.stop()
     summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started)
     logs.write_logs(cfg.log_dir, totals.lines, summary)
     if cfg.tensorboard is not None:
         logs.write_tensorboard(cfg.tensorboard, summary, totals.lines)
-    if interrupted:
-        raise Interrupted(f"interrupted by {signal.Signals(interrupted[0]).name}: wrote the logs of the "
-                          f"{totals.samples} images simulated so far to {cfg.log_dir} (marked partial)",
-                          interrupted[0])
+    if guard.stop():
+        raise Interrupted(f"interrupted by {guard.name}: wrote the logs of the {totals.samples} images "
+                          f"simulated so far to {cfg.log_dir} (marked partial)", guard.signum)
     _report(cfg, summary, fast, inputs, scale)
     return summary
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ import tensorflow as tf
 from common import checkpoint, data, provenance
 from common.fsutil import write_json
 from common.progress import Progress
+from common.signals import Interrupted, SignalGuard
 from common.model import build_ann
 from common.networks import Network
 import tensorlayer as tl
@@ -25,14 +25,6 @@ CHANCE_HINT_STEPS = 100
 
 class TrainingError(Exception):
     """Training cannot go on (for example the loss became NaN)."""
-
-
-class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
-    """SIGINT or SIGTERM arrived; a resumable checkpoint has been written."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 @dataclasses.dataclass
@@ -109,24 +101,6 @@ def restore_optimizer(opt: tf.keras.optimizers.Optimizer, model: tl.models.Model
         raise checkpoint.CheckpointError(f"checkpoint {path}: optimizer state does not fit this network")
     for v, s in zip(variables, state):
         v.assign(s)
-
-
-class _SignalGuard:
-    """Turns SIGINT/SIGTERM into a flag that the loop checks at each batch boundary."""
-
-    def __init__(self):
-        self.signum: int | None = None
-
-    def __enter__(self):
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def history_path(ckpt: Path) -> Path:
@@ -266,7 +240,7 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
     n_batches = max(1, len(train) // cfg.batch_size)
     test_acc = float("nan")
     writer = tf.summary.create_file_writer(str(cfg.tensorboard)) if cfg.tensorboard else None
-    with _SignalGuard() as guard:
+    with SignalGuard() as guard:
         for epoch in range(start_epoch, target):
             start = time.time()
             print(f"Epoch {epoch + 1}/{target}", flush=True)
@@ -286,20 +260,17 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                 progress.update(b + 1, len(y), [("loss", loss_sum / seen), ("acc", hits / seen)])
                 if guard.signum is not None:
                     save(epoch, b + 1)
-                    raise Interrupted(f"interrupted by {signal.Signals(guard.signum).name}: saved "
+                    raise Interrupted(f"interrupted by {guard.name}: saved "
                                       f"{cfg.checkpoint} at epoch {epoch + 1}, batch {b + 1}; "
                                       f"continue with --resume True", guard.signum)
             skip = 0
 
-            def stop() -> bool:
-                return guard.signum is not None
-
             try:
-                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, stop)
-                final_test = test_accuracy(stop) if epoch + 1 == target else None
+                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, guard.stop)
+                final_test = test_accuracy(guard.stop) if epoch + 1 == target else None
             except _Stop:  # all batches are done: resuming goes straight to the evaluation
                 save(epoch, n_batches)
-                raise Interrupted(f"interrupted by {signal.Signals(guard.signum).name} while evaluating: saved "
+                raise Interrupted(f"interrupted by {guard.name} while evaluating: saved "
                                   f"{cfg.checkpoint} after the last batch of epoch {epoch + 1}; continue with "
                                   f"--resume True", guard.signum) from None
             record = {"epoch": epoch + 1, "run": run_index, "learning_rate": cfg.learning_rate,
