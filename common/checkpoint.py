@@ -71,8 +71,12 @@ def save(path: str | Path, network: Network, k: int | None, weights: dict[str, n
         arrays["meta/history"] = np.array(json.dumps(history))
     for i, value in enumerate(optimizer or []):
         arrays[f"optimizer/{i:03d}"] = np.asarray(value)
-    with atomic_write(path, "wb") as f:
-        np.savez(f, **arrays)
+    try:
+        with atomic_write(path, "wb") as f:
+            np.savez(f, **arrays)
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path} ({e.strerror}); the previous one, if any, is "
+                              f"kept whole; free some space or pass another --checkpoint") from None
 
 
 class Checkpoint(dict):
@@ -147,6 +151,8 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     as float32 and variances non-negative: anything else cannot be a trained network.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"--checkpoint {path} is a folder; name a .npz file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train first (--mode training) "
                               f"or pass --checkpoint")

@@ -105,7 +105,11 @@ def run(cfg: SpikingConfig) -> dict:
     summary = _summary(cfg, totals, simulator)
     summary["partial"] = guard.stop()
     summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started)
-    logs.write_logs(cfg.log_dir, totals.lines, summary)
+    try:
+        logs.write_logs(cfg.log_dir, totals.lines, summary)
+    except OSError as e:
+        raise logs.LogDirError(f"cannot write the logs into {cfg.log_dir} ({e.strerror}); the previous logs "
+                               f"there, if any, are untouched; free some space or pass another --log_dir") from None
     if cfg.tensorboard is not None:
         logs.write_tensorboard(cfg.tensorboard, summary, totals.lines)
     if guard.stop():

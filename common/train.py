@@ -235,7 +235,11 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
         history["runs"][run_index]["wall_seconds"] = round(time.time() - started, 2)
         checkpoint.save(cfg.checkpoint, cfg.network, cfg.k, checkpoint.model_weights(model), epoch, batch,
                         optimizer_state(opt), target_epoch=target, history=history)
-        write_json(history_path(cfg.checkpoint), history)  # a readable copy; the checkpoint holds the original
+        try:
+            write_json(history_path(cfg.checkpoint), history)  # a readable copy; the checkpoint holds the original
+        except OSError as e:
+            raise checkpoint.CheckpointError(f"cannot write {history_path(cfg.checkpoint)} ({e.strerror}); the "
+                                             f"checkpoint, which holds the history too, was saved") from None
 
     n_batches = max(1, len(train) // cfg.batch_size)
     test_acc = float("nan")

@@ -283,3 +283,17 @@ def test_ctrl_c_during_a_spiking_run_writes_the_finished_batches(tmp_path, monke
     summary = logs.read_summary(tmp_path)
     assert summary["partial"] is True and summary["num_samples"] == 10
     assert len((tmp_path / "accuracy.txt").read_text().splitlines()) == 8
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_whole(idx_root, tmp_path, monkeypatch):
+    ckpt = tmp_path / "k1.npz"
+    train.run(config(idx_root, ckpt))
+    before = ckpt.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(checkpoint.CheckpointError, match="No space left on device.*kept whole"):
+        train.run(config(idx_root, ckpt, resume=True))
+    assert ckpt.read_bytes() == before and not list(tmp_path.glob(".k1.npz.*.tmp"))
