@@ -297,3 +297,42 @@ def test_a_full_disk_keeps_the_previous_checkpoint_whole(idx_root, tmp_path, mon
     with pytest.raises(checkpoint.CheckpointError, match="No space left on device.*kept whole"):
         train.run(config(idx_root, ckpt, resume=True))
     assert ckpt.read_bytes() == before and not list(tmp_path.glob(".k1.npz.*.tmp"))
+
+
+def test_a_corrupt_history_beside_an_old_checkpoint_is_one_error(idx_root, tmp_path):
+    ckpt = tmp_path / "k1.npz"
+    train.run(config(idx_root, ckpt))
+    with np.load(ckpt) as f:  # an older checkpoint: no history inside, only the file beside it
+        arrays = {name: f[name] for name in f.files if name != "meta/history"}
+    np.savez(ckpt, **arrays)
+    train.history_path(ckpt).write_text("{not json")
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable training history.*move it aside"):
+        train.run(config(idx_root, ckpt, resume=True))
+
+
+def test_an_empty_test_set_is_refused(tmp_path):
+    from helpers import write_idx_dataset
+
+    write_idx_dataset(tmp_path / "mnist", 100, 0, np.random.default_rng(0))
+    cfg = spiking.SpikingConfig(network=MNIST_LENET, k=1, checkpoint=SHIPPED, roots=[tmp_path],
+                                log_dir=tmp_path / "logs", time_steps=4)
+    with pytest.raises(data.DataError, match="the test set is empty"):
+        spiking.run(cfg)
+
+
+def test_a_run_at_chance_after_a_few_steps_says_why(tmp_path, capsys):
+    from helpers import write_idx_dataset
+
+    write_idx_dataset(tmp_path / "mnist", 10_300, 200, np.random.default_rng(0), learnable=False)
+    train.run(config(tmp_path, tmp_path / "k1.npz", learning_rate=1e-4))
+    out = capsys.readouterr().out
+    assert "near chance after only 3 training steps" in out and "BatchNorm" in out
+
+
+def test_inference_prints_only_what_it_uses():
+    done = run_script(str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--mode", "inference", "--checkpoint",
+                      str(SHIPPED), "--data_dir", str(ROOT / "MNIST" / "data"))
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-2000:]
+    first, last = done.stdout.splitlines()[0], done.stdout.splitlines()[-1]
+    assert "mode=inference" in first and "learning_rate" not in first and "resume" not in first
+    assert last.startswith("test accuracy: ")
