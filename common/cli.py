@@ -63,7 +63,7 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
     flags.DEFINE_integer("train_samples", None, "Train on the first N training images only.",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the training step with XLA; 'auto': "
-                      "on for fully connected networks, where it is 3x faster on a CPU, off for convolutional "
+                      "on for fully connected networks, where it is about 4x faster on a CPU, off for convolutional "
                       "ones, where it is slower (benchmarks/train_speed.py).", flag_values=fv)
     flags.register_validator("learning_rate", lambda v: math.isfinite(v) and v > 0,
                              "--learning_rate must be a positive number",
