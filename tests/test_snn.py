@@ -72,16 +72,17 @@ def test_conversion_is_lossless(name, k):
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_fast_simulator_equals_the_reference_on_real_weights(name):
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     """Random float32 weights (not dyadic): every count of every step agrees with the NumPy oracle."""
-    sn, x, _ = network_and_inputs(name, 1)
+    sn, x, _ = network_and_inputs(name, k)
     steps = 3 if name.startswith("cifar") else 25
     x = x[:1] if name.startswith("cifar") else x
     assert_same_result(FastSimulator(sn).simulate(x, steps), reference.simulate(sn, x, steps))
 
 
-@pytest.mark.parametrize("name", ["mnist_lenet", "fashion_mlp"])
-@pytest.mark.parametrize("k", [0, 2])
+@pytest.mark.parametrize("name, k", [("mnist_lenet", 0), ("mnist_lenet", 2), ("fashion_mlp", 0),
+                                     ("fashion_mlp", 2), ("fashion_lenet", 1)])
 def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
     sn, x, _ = network_and_inputs(name, k)
     steps = 40 * (1 + k)
