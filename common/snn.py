@@ -98,7 +98,7 @@ class ExactSynapses:
         slope = abs_scale * l2 * (exact.dot_error_factor(n, roundoff) + 2.0 ** -20) * slack
         floor = abs_scale * n * FLOAT32_UNDERFLOW * 2 + 2.0 ** -20 * (np.abs(self.layer.bias) + 1) + 2.0 ** -100
         self.margin_slope = tf.constant(slope.astype(np.float32))
-        self.margin_floor = tf.constant(floor.astype(np.float32))
+        self.decided_below = tf.constant((0.5 - floor).astype(np.float32))  # |w - level| below this minus the slope
 
     def levels(self, x: tf.Tensor) -> tf.Tensor:
         """Levels ``(N, h, w, c_out)`` of the neurons whose input counts are ``x`` ``(N, h', w', c_in)``.
@@ -113,14 +113,14 @@ class ExactSynapses:
         norm = tf.sqrt(tf.nn.avg_pool2d(tf.reduce_sum(tf.square(x), axis=3, keepdims=True), k, s,
                                         self.conv.padding) * float(k * k))  # ||x||_2 of each receptive field
         # |w - level| is exact; its distance to 0.5 is the distance to the nearest level boundary
-        undecided = tf.abs(w - level) >= 0.5 - (norm * self.margin_slope + self.margin_floor)
-        self.undecided.assign_add(tf.math.count_nonzero(undecided))
+        undecided = tf.abs(w - level) >= self.decided_below - norm * self.margin_slope
         self.evaluated.assign_add(tf.size(undecided, tf.int64))
         return tf.cond(tf.reduce_any(undecided), lambda: self._decide(x, level, undecided), lambda: level)
 
     def _decide(self, x: tf.Tensor, low: tf.Tensor, undecided: tf.Tensor) -> tf.Tensor:
         """Levels of the undecided neurons from float64 dot products, exact sums if need be."""
         index = tf.where(undecided)  # (F, 4): sample, row, column, filter
+        self.undecided.assign_add(tf.shape(index, tf.int64)[0])
         z, bound = self._integrals64(tf.pad(x, self.pads), index)
         scale, bias = tf.gather(self.scale, index[:, 3]), tf.gather(self.bias, index[:, 3])
         low64 = neuron_level(z - bound, scale, bias)
@@ -139,27 +139,32 @@ class ExactSynapses:
 
     def _integrals64(self, padded: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Float64 integrals of the neurons ``index`` and their error bounds, a slice at a time."""
-        k, s = self.conv.kernel, self.conv.stride
         per_slice = max(1, SLICE_ELEMENTS // self.fan_in)
         slices = (tf.shape(index, tf.int64)[0] + per_slice - 1) // per_slice
 
         def body(i, integrals, bounds):
-            part = index[i * per_slice:(i + 1) * per_slice]
-            f = tf.shape(part)[0]
-            rows = part[:, 1:2] * s + tf.range(k, dtype=tf.int64)  # (f, k)
-            cols = part[:, 2:3] * s + tf.range(k, dtype=tf.int64)
-            where = tf.stack([tf.broadcast_to(part[:, 0, None, None], [f, k, k]),
-                              tf.broadcast_to(rows[:, :, None], [f, k, k]),
-                              tf.broadcast_to(cols[:, None, :], [f, k, k])], axis=-1)
-            products = (tf.cast(tf.gather_nd(padded, where), tf.float64)
-                        * tf.gather(self.kernel_by_filter, part[:, 3]))
-            bound = self.factor64 * tf.reduce_sum(tf.abs(products), axis=[1, 2, 3]) + 2.0 ** -1000
-            return (i + 1, integrals.write(tf.cast(i, tf.int32), tf.reduce_sum(products, axis=[1, 2, 3])),
-                    bounds.write(tf.cast(i, tf.int32), bound))
+            z, bound = self._dot64(padded, index[i * per_slice:(i + 1) * per_slice])
+            return i + 1, integrals.write(tf.cast(i, tf.int32), z), bounds.write(tf.cast(i, tf.int32), bound)
 
-        arrays = [tf.TensorArray(tf.float64, size=tf.cast(slices, tf.int32), infer_shape=False) for _ in range(2)]
-        _, integrals, bounds = tf.while_loop(lambda i, *_: i < slices, body, [tf.constant(0, tf.int64), *arrays])
-        return tf.reshape(integrals.concat(), [-1]), tf.reshape(bounds.concat(), [-1])
+        def sliced() -> tuple[tf.Tensor, tf.Tensor]:
+            arrays = [tf.TensorArray(tf.float64, size=tf.cast(slices, tf.int32), infer_shape=False) for _ in range(2)]
+            _, integrals, bounds = tf.while_loop(lambda i, *_: i < slices, body, [tf.constant(0, tf.int64), *arrays])
+            return tf.reshape(integrals.concat(), [-1]), tf.reshape(bounds.concat(), [-1])
+
+        return tf.cond(slices <= 1, lambda: self._dot64(padded, index), sliced)
+
+    def _dot64(self, padded: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Float64 dot products of the neurons ``index`` with their receptive fields, and error bounds."""
+        k, s = self.conv.kernel, self.conv.stride
+        f = tf.shape(index)[0]
+        rows = index[:, 1:2] * s + tf.range(k, dtype=tf.int64)  # (f, k)
+        cols = index[:, 2:3] * s + tf.range(k, dtype=tf.int64)
+        where = tf.stack([tf.broadcast_to(index[:, 0, None, None], [f, k, k]),
+                          tf.broadcast_to(rows[:, :, None], [f, k, k]),
+                          tf.broadcast_to(cols[:, None, :], [f, k, k])], axis=-1)
+        products = tf.cast(tf.gather_nd(padded, where), tf.float64) * tf.gather(self.kernel_by_filter, index[:, 3])
+        bound = self.factor64 * tf.reduce_sum(tf.abs(products), axis=[1, 2, 3]) + 2.0 ** -1000
+        return tf.reduce_sum(products, axis=[1, 2, 3]), bound
 
 
 class ExactReadout:
