@@ -1,33 +1,46 @@
-"""The quantized MNIST LeNet training step against a plain Keras model of the same layers.
+"""Training-step throughput: XLA, a plain Keras model, 1 and 2 replicas, and the CIFAR-10 projection.
 
-    python benchmarks/train_speed.py
+    python benchmarks/train_speed.py            # MNIST LeNet and FashionMNIST MLP
+    python benchmarks/train_speed.py --cifar    # also CIFAR-10 CNN 1 and CNN 2, and V100 projections
 
-Both compiled with tf.function, same batch, same optimizer; prints medians after a warm-up
-and ends with the line ``train_step_vs_keras=<r>``.
+Every step is the package's own (:func:`common.train.make_train_step`), compiled, on one
+fixed batch; medians after a warm-up. Two logical CPU devices run the ``--strategy mirrored``
+step (``--cpu_replicas 2``) beside the one-device step. The V100 projection:
+training costs about 3 forward passes (2 FLOPs per multiply-add), so an epoch is
+``6 * MACs * images`` FLOPs; this CPU's training step reaches a fraction ``u`` of what a
+large float32 matrix product reaches on it (its practical peak), and a V100 is assumed to
+reach the same fraction of its 15.7 TFLOP/s float32 peak. Ends with a ``key=value`` line.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPLICAS = 2
+os.environ["NEGSPIKE_CPU_REPLICAS"] = str(REPLICAS)  # logical CPU devices exist only if made before TensorFlow starts
 
-from common import compat  # noqa: F401 - quiet TensorFlow first
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
+from common import compat  # noqa: E402,F401 - quiet TensorFlow first
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
 
-from common import cli, train
-from common.model import build_ann
-from common.networks import FASHION_MLP, MNIST_LENET
+from common import cli, data, distribute, train  # noqa: E402
+from common.model import build_ann  # noqa: E402
+from common.networks import CIFAR_CNN1, CIFAR_CNN2, FASHION_MLP, MNIST_LENET, Network  # noqa: E402
 
-flags.DEFINE_integer("batch_size", 200, "Batch size.", lower_bound=1)
-flags.DEFINE_integer("steps", 50, "Training steps per timed repeat.", lower_bound=1)
-flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 200, "Global batch size.", lower_bound=2)
+flags.DEFINE_integer("steps", 20, "Training steps per timed repeat.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).", lower_bound=1)
+flags.DEFINE_boolean("cifar", False, "Also time the CIFAR-10 networks and project their epochs on a V100.")
 FLAGS = flags.FLAGS
+
+V100_FP32_PEAK = 15.7e12  # FLOP/s, NVIDIA's data sheet (SXM2)
+CIFAR_TRAIN_IMAGES, CIFAR_EPOCHS = 50_000, 200
 
 
 def keras_lenet() -> tf.keras.Model:
@@ -40,40 +53,66 @@ def keras_lenet() -> tf.keras.Model:
     return tf.keras.Sequential(layers)
 
 
-def timed(step, x, y) -> float:
-    for _ in range(3):
-        step(x, y)  # warm-up: tracing
+def timed(step, *args, steps: int | None = None, repeats: int | None = None) -> float:
+    """Median seconds per call of ``step(*args)``."""
+    steps, repeats = steps or FLAGS.steps, repeats or FLAGS.repeats
+    for _ in range(2):
+        step(*args)  # warm-up: tracing
     times = []
-    for _ in range(FLAGS.repeats):
+    for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(FLAGS.steps):
-            loss = step(x, y)
-        float(loss)
-        times.append((time.perf_counter() - start) / FLAGS.steps)
+        for _ in range(steps):
+            out = step(*args)
+        tf.nest.map_structure(lambda t: t.numpy(), out)
+        times.append((time.perf_counter() - start) / steps)
     return statistics.median(times)
 
 
-def quantized_step(network, jit_compile: bool):
-    model = build_ann(network, 1)
-    opt = tf.keras.optimizers.Adam(1e-4)
+def batch(network: Network) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return (rng.random((FLAGS.batch_size, *network.input_shape), np.float32),
+            rng.integers(0, 10, FLAGS.batch_size))
 
-    @tf.function(jit_compile=jit_compile)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = train.cross_entropy(y, model(x, is_train=True)[-1])
-        grads = tape.gradient(loss, model.trainable_weights)
-        opt.apply_gradients(zip(grads, model.trainable_weights))
-        return loss
-    return step
+
+def package_step(network: Network, strategy: tf.distribute.Strategy, jit: bool = False):
+    """The package's training step and its arguments (the batch split over the replicas)."""
+    with strategy.scope():
+        model = build_ann(network, 1)
+        opt = tf.keras.optimizers.Adam(1e-4)
+    step = train.make_train_step(model, opt, strategy, jit)
+    x, y = batch(network)
+    per = distribute.replica_batch(strategy, FLAGS.batch_size)
+    if strategy.num_replicas_in_sync == 1:
+        return step, (tf.constant(x), tf.constant(y))
+    split = data.Split(x, y, ())
+
+    def pipeline(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        return data.train_batches(network.dataset, split, FLAGS.batch_size, 0, 0).rebatch(per)
+
+    return step, next(iter(strategy.distribute_datasets_from_function(pipeline)))
+
+
+def gemm_flops() -> float:
+    """This CPU's practical float32 peak: a large matrix product."""
+    a = tf.random.uniform((2048, 2048))
+    matmul = tf.function(lambda a: tf.matmul(a, a))
+    return 2 * 2048 ** 3 / timed(matmul, a, steps=5, repeats=3)
 
 
 def main(argv: list[str]) -> None:
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.random((FLAGS.batch_size, *MNIST_LENET.input_shape), np.float32))
-    y = tf.constant(rng.integers(0, 10, FLAGS.batch_size))
-
-    keras = keras_lenet()
-    keras_opt = tf.keras.optimizers.Adam(1e-4)
+    mirrored = distribute.make_strategy("mirrored", REPLICAS)
+    default = tf.distribute.get_strategy()
+    results: dict[str, float] = {}
+    print(f"Training step, global batch {FLAGS.batch_size}, median of {FLAGS.repeats} x {FLAGS.steps} steps",
+          flush=True)
+    for network in (MNIST_LENET, FASHION_MLP):
+        for label, strategy, jit in (("graph", default, False), ("XLA", default, True),
+                                     (f"{REPLICAS} replicas", mirrored, False)):
+            step, args = package_step(network, strategy, jit)
+            t = results[f"{network.name} {label}"] = timed(step, *args)
+            print(f"  quantized {network.name:12s} {label:11s} {t * 1e3:8.2f} ms/step "
+                  f"{FLAGS.batch_size / t:8.0f} images/s", flush=True)
+    keras, keras_opt = keras_lenet(), tf.keras.optimizers.Adam(1e-4)
 
     @tf.function
     def keras_step(x, y):
@@ -83,16 +122,32 @@ def main(argv: list[str]) -> None:
         keras_opt.apply_gradients(zip(grads, keras.trainable_weights))
         return loss
 
-    times = {(net.name, jit): timed(quantized_step(net, jit), x, y)
-             for net in (MNIST_LENET, FASHION_MLP) for jit in (False, True)}
-    t_keras = timed(keras_step, x, y)
-    print(f"Training step, batch {FLAGS.batch_size}, median of {FLAGS.repeats} x {FLAGS.steps} steps")
-    for (name, jit), t in times.items():
-        print(f"  quantized {name:12s} {'XLA' if jit else 'graph':5s} {t * 1e3:7.2f} ms/step")
-    print(f"  plain Keras LeNet (ReLU)       {t_keras * 1e3:7.2f} ms/step")
-    print(f"train_step_vs_keras={times['mnist_lenet', False] / t_keras:.2f} "
-          f"xla_speedup_lenet={times['mnist_lenet', False] / times['mnist_lenet', True]:.2f} "
-          f"xla_speedup_mlp={times['fashion_mlp', False] / times['fashion_mlp', True]:.2f}")
+    x, y = batch(MNIST_LENET)
+    t_keras = timed(keras_step, tf.constant(x), tf.constant(y))
+    print(f"  plain Keras LeNet (ReLU)               {t_keras * 1e3:8.2f} ms/step", flush=True)
+    summary = {
+        "train_step_vs_keras": results["mnist_lenet graph"] / t_keras,
+        "xla_speedup_lenet": results["mnist_lenet graph"] / results["mnist_lenet XLA"],
+        "xla_speedup_mlp": results["fashion_mlp graph"] / results["fashion_mlp XLA"],
+        "replicas_speedup_lenet": results["mnist_lenet graph"] / results[f"mnist_lenet {REPLICAS} replicas"],
+    }
+    if FLAGS.cifar:
+        peak = gemm_flops()
+        print(f"This CPU's float32 matrix product: {peak / 1e9:.0f} GFLOP/s", flush=True)
+        for network in (CIFAR_CNN1, CIFAR_CNN2):
+            step, args = package_step(network, default)
+            t = timed(step, *args, steps=2, repeats=1)
+            flops_per_image = 6 * network.macs_per_image()
+            achieved = flops_per_image * FLAGS.batch_size / t
+            utilization = achieved / peak
+            cpu_epoch = t * CIFAR_TRAIN_IMAGES / FLAGS.batch_size
+            v100_epoch = flops_per_image * CIFAR_TRAIN_IMAGES / (utilization * V100_FP32_PEAK)
+            print(f"  {network.name}: {flops_per_image / 1e9:.2f} GFLOP per training image, {t:.2f} s/step, "
+                  f"{achieved / 1e9:.0f} GFLOP/s ({utilization:.0%} of the matrix product); "
+                  f"epoch {cpu_epoch / 60:.0f} min here; projected V100 {v100_epoch:.0f} s/epoch, "
+                  f"{v100_epoch * CIFAR_EPOCHS / 3600:.1f} h for {CIFAR_EPOCHS} epochs", flush=True)
+            summary[f"{network.name}_v100_hours"] = v100_epoch * CIFAR_EPOCHS / 3600
+    print(" ".join(f"{k}={v:.2f}" for k, v in summary.items()))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -12,6 +13,8 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 VERBOSE_ENV = "NEGSPIKE_VERBOSE"  # read by common.compat before TensorFlow is imported, as is --verbose
+CPU_REPLICAS_ENV = "NEGSPIKE_CPU_REPLICAS"  # logical CPU devices, set by --cpu_replicas before common.compat runs
+STRATEGY_ENV = "NEGSPIKE_STRATEGY"  # --strategy, for the set-up common.compat does before TensorFlow starts
 
 
 class _BoolValueParser(flags.ArgumentParser):
@@ -44,6 +47,11 @@ def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
     flags.DEFINE_boolean("verbose", False, f"Show TensorFlow's start-up messages (also: {VERBOSE_ENV}=1).",
                          flag_values=fv)
     flags.DEFINE_string("tensorboard", None, "Also write TensorBoard summaries into this folder.", flag_values=fv)
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                      "tf.distribute strategy: one device; every local GPU (or --cpu_replicas logical CPUs); or the "
+                      "machines of TF_CONFIG. --batch_size stays the global batch.", flag_values=fv)
+    flags.DEFINE_integer("cpu_replicas", 1, "Split this CPU into N logical devices for --strategy mirrored (to run "
+                         "the multi-device path without GPUs).", lower_bound=1, upper_bound=64, flag_values=fv)
     flags.register_validator("data_dir", lambda v: v is None or os.path.isdir(v),
                              "--data_dir must be an existing folder", flag_values=fv)
 
@@ -63,8 +71,9 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
     flags.DEFINE_integer("train_samples", None, "Train on the first N training images only.",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the training step with XLA; 'auto': "
-                      "on for fully connected networks, where it is about 4x faster on a CPU, off for convolutional "
-                      "ones, where it is slower (benchmarks/train_speed.py).", flag_values=fv)
+                      "on for fully connected networks, where it is 4 to 8 times faster on a CPU, off for "
+                      "convolutional ones, where it is slower (benchmarks/train_speed.py); off with a --strategy "
+                      "other than default.", flag_values=fv)
     flags.register_validator("learning_rate", lambda v: math.isfinite(v) and v > 0,
                              "--learning_rate must be a positive number",
                              flag_values=fv)
@@ -135,6 +144,41 @@ def fail(message: str, status: int = 1) -> None:
     sys.exit(status)
 
 
+def start_tensorflow() -> object:
+    """Import TensorFlow quietly, set up for ``--strategy`` and ``--cpu_replicas``; returns the strategy."""
+    if FLAGS.cpu_replicas > 1 and FLAGS.strategy != "mirrored":
+        fail(f"--cpu_replicas {FLAGS.cpu_replicas} splits this CPU for --strategy mirrored; add --strategy mirrored "
+             f"or drop --cpu_replicas", 2)
+    if FLAGS.strategy == "multi_worker":
+        _check_tf_config()
+    os.environ[CPU_REPLICAS_ENV] = str(FLAGS.cpu_replicas)
+    os.environ[STRATEGY_ENV] = FLAGS.strategy
+    from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
+    from common import distribute
+
+    try:
+        return distribute.make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+    except distribute.DistributeError as e:
+        fail(str(e), 2)
+
+
+def _check_tf_config() -> None:
+    """``--strategy multi_worker`` needs ``TF_CONFIG`` naming the cluster and this process's task."""
+    text = os.environ.get("TF_CONFIG", "")
+    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+               '"index": 0}}\'')
+    if not text:
+        fail(f"--strategy multi_worker needs TF_CONFIG, e.g. {example} (see the README's 'Scaling out')", 2)
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        members = cluster[task["type"]]
+        if not (isinstance(members, list) and 0 <= int(task["index"]) < len(members)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        fail(f"TF_CONFIG is not a cluster and a task of it, e.g. {example}", 2)
+
+
 def default_checkpoint(workspace: Path, k: int | None) -> Path:
     return workspace / "checkpoints" / ("fp32.npz" if k is None else f"k{k}.npz")
 
@@ -146,17 +190,20 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
-        from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
-        from common import checkpoint, data, train
+        strategy = start_tensorflow()
+        from common import checkpoint, data, distribute, train
 
         k = FLAGS.k if quantized else None
+        jit = FLAGS.xla == "on" or (FLAGS.xla == "auto" and network.fully_connected() and FLAGS.strategy == "default")
+        if jit and FLAGS.strategy != "default":
+            fail(f"--xla on compiles the one-device step; with --strategy {FLAGS.strategy} pass --xla off", 2)
         cfg = train.TrainConfig(
             network=network, k=k, roots=data.data_roots(FLAGS.data_dir, workspace),
             checkpoint=Path(FLAGS.checkpoint) if FLAGS.checkpoint else default_checkpoint(workspace, k),
             mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
             tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
-            jit_compile=FLAGS.xla == "on" or (FLAGS.xla == "auto" and network.fully_connected()))
+            jit_compile=jit, strategy=strategy)
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)
@@ -165,7 +212,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
         except train.Interrupted as e:
             sys.stderr.write(f"{e}\n")
             sys.exit(128 + e.signum)
-        except (data.DataError, checkpoint.CheckpointError, train.TrainingError) as e:
+        except (data.DataError, checkpoint.CheckpointError, train.TrainingError, distribute.DistributeError) as e:
             fail(str(e))
 
     return main
@@ -178,7 +225,7 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
-        from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
+        strategy = start_tensorflow()
         from common import checkpoint, data, logs, spiking
 
         if FLAGS.checkpoint:
@@ -193,7 +240,7 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
             time_steps=time_steps(FLAGS),
             batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
             seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
-            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None)
+            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None, strategy=strategy)
         try:
             spiking.run(cfg)
         except spiking.Interrupted as e:

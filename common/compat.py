@@ -21,7 +21,9 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-VERBOSE = "--verbose" in sys.argv or os.environ.get("NEGSPIKE_VERBOSE", "") not in ("", "0")
+from common.cli import CPU_REPLICAS_ENV, STRATEGY_ENV, VERBOSE_ENV  # noqa: E402 - absl only, no TensorFlow
+
+VERBOSE = "--verbose" in sys.argv or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -55,10 +57,14 @@ with quiet_native_stderr():
 
     matplotlib.use("Agg")
     import tensorflow as tf
-    import tensorlayer as tl
 
     tf.config.list_physical_devices()  # device discovery logs here (a missing CUDA driver), not later
-    tf.constant(0.0) + 1.0
+    # Logical CPU devices and a worker's collective ops can be set up only before TensorFlow starts, which
+    # importing TensorLayer does: the scripts pass --cpu_replicas and --strategy in the environment.
+    from common import distribute
+
+    distribute.start(os.environ.get(STRATEGY_ENV) or "default", int(os.environ.get(CPU_REPLICAS_ENV) or 1))
+    import tensorlayer as tl
 
 tf.get_logger().setLevel("ERROR")
 tl.logging.set_verbosity(tl.logging.WARN)
@@ -77,18 +83,45 @@ def batchnorm_scale_shift(gamma: tf.Tensor, beta: tf.Tensor, mean: tf.Tensor, va
     return scale, beta - mean * scale
 
 
+def synced_moments(x: tf.Tensor, axes: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean and variance over the global batch, whatever the number of replicas it is split over.
+
+    Synchronized BatchNorm: per-replica sums are added across replicas (two passes, as
+    ``tf.nn.moments`` computes them), so a network trains the same on one device or many.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return tf.nn.moments(x, axes, keepdims=False)
+    n = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+    total, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes), n])
+    mean = total / count
+    squares = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.square(x - tf.stop_gradient(mean)), axes))
+    return mean, squares / count
+
+
 class BatchNorm(tl.layers.BatchNorm):
     """``tl.layers.BatchNorm`` whose training step also works inside ``tf.function``.
 
-    Training normalizes with the batch statistics and moves the running statistics
-    toward them with ``decay``, as TensorLayer does, but in place. Inference uses
+    Training normalizes with the batch statistics (of the global batch when it is split over
+    replicas: :func:`synced_moments`) and moves the running statistics toward them with
+    ``decay``, as TensorLayer does, but in place. Inference uses
     :func:`batchnorm_scale_shift` on the running statistics.
     """
+
+    def _get_weights(self, var_name, shape, init=None, trainable=True):  # BatchNorm.build passes every init
+        if trainable:
+            return super()._get_weights(var_name, shape, init, trainable)
+
+        def first_replica_writes(next_creator, **kwargs):  # every replica computes the same synced update
+            return next_creator(**{**kwargs, "aggregation": tf.VariableAggregation.ONLY_FIRST_REPLICA})
+
+        with tf.variable_creator_scope(first_replica_writes):
+            return super()._get_weights(var_name, shape, init, trainable)
 
     def forward(self, inputs: tf.Tensor) -> tf.Tensor:
         axes = list(range(len(inputs.shape) - 1))
         if self.is_train:
-            mean, var = tf.nn.moments(inputs, axes, keepdims=False)
+            mean, var = synced_moments(inputs, axes)
             self.moving_mean.assign(self.moving_mean * self.decay + mean * (1.0 - self.decay))
             self.moving_var.assign(self.moving_var * self.decay + var * (1.0 - self.decay))
         else:

@@ -334,11 +334,13 @@ def eval_inputs(dataset: str, split: Split) -> np.ndarray:
 
 
 def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch: int,
-                  skip: int = 0) -> tf.data.Dataset:
+                  skip: int = 0, shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     """One epoch of shuffled training batches; ``(seed, epoch)`` fixes order and augmentation.
 
     The last partial batch is dropped, as the original's minibatch iterator did; ``skip``
-    batches are passed over, to resume an epoch that was interrupted.
+    batches are passed over, to resume an epoch that was interrupted. ``shard=(i, n)`` keeps
+    the ``i``-th of ``n`` equal slices of every batch: one worker's part of a distributed run,
+    with the same images and augmentation draws as the whole batch has on one device.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(split))
@@ -346,6 +348,13 @@ def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch:
     n_batches = max(1, len(split) // batch_size)
     keep = slice(skip * batch_size, n_batches * batch_size if len(split) >= batch_size else len(split))
     order, seeds = order[keep], seeds[keep]
+    index, shards = shard
+    if shards > 1:  # batches are full here (a distributed run checks that)
+        width = batch_size // shards
+        part = slice(index * width, (index + 1) * width)
+        order = order.reshape(-1, batch_size)[:, part].reshape(-1)
+        seeds = seeds.reshape(-1, batch_size, 2)[:, part].reshape(-1, 2)
+        batch_size = width
     x, y = split.x[order], split.y[order]
     if dataset == "cifar10":
         ds = tf.data.Dataset.from_tensor_slices((x, y, seeds))

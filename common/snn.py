@@ -217,8 +217,12 @@ class FastSimulator:
         synop_weights = sn.synop_weights()
         self._covers = [tf.constant(cover[None, :, :, None], tf.float32) for cover, _ in synop_weights]
         self._fanouts = np.array([fanout for _, fanout in synop_weights], np.int64)
-        self._chunks: dict[int, tf.types.experimental.GenericFunction] = {}
         self._input_signature = [tf.TensorSpec([None, *self._shapes[0]], tf.float32)]
+        self._compile()
+
+    def _compile(self) -> None:
+        """(Re)build the compiled functions, for the synapses' current precisions."""
+        self._chunks: dict[int, tf.types.experimental.GenericFunction] = {}
         self._first_levels = tf.function(self.synapses[0].levels, input_signature=self._input_signature)
         self._ann = tf.function(self._ann_levels, input_signature=self._input_signature)
 
@@ -241,9 +245,7 @@ class FastSimulator:
             if (synapses.precision == tf.float32 and evaluated >= ADAPT_AFTER
                     and int(synapses.undecided.numpy()) > UNDECIDED_LIMIT * evaluated):
                 synapses.use(tf.float64)
-                self._chunks.clear()
-                self._first_levels = tf.function(self.synapses[0].levels, input_signature=self._input_signature)
-                self._ann = tf.function(self._ann_levels, input_signature=self._input_signature)
+                self._compile()
 
     def chunk_steps(self, batch: int, time_steps: int) -> int:
         """Steps per chunk so that a chunk's activations stay within the memory budget."""

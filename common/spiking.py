@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from common import checkpoint, convert, data, logs, provenance, reference
+from common import checkpoint, convert, data, distribute, logs, provenance, reference
 from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
@@ -36,6 +38,7 @@ class SpikingConfig:
     neuron_rule: str = "lossless"  # or "original" (the reference simulator)
     early_exit: bool = True
     tensorboard: Path | None = None
+    strategy: tf.distribute.Strategy | None = None  # None: one device
 
 
 def noisy(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
@@ -45,66 +48,162 @@ def noisy(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
     return (x * (1 + (rng.random(x.shape, np.float32) - 0.5) * ratio)).astype(np.float32)
 
 
+@dataclasses.dataclass
+class BatchTally:
+    """What one batch adds to a run's logs and summary: plain integers, so that workers can exchange them."""
+
+    lines: dict[str, list[int]]  # the batch's line of each log, per step
+    counts: np.ndarray  # samples, ann_correct, agree, mismatched, spikes, net, synops, float32 neurons, predictions
+    settle: np.ndarray  # (B,) per sample
+
+    COUNTS = ("samples", "ann_correct", "agree", "mismatched", "spikes", "net", "synops", "float32_neurons",
+              "float32_predictions")
+
+    @staticmethod
+    def width(batch_size: int, time_steps: int) -> int:
+        """Length of a packed row."""
+        return 1 + len(BatchTally.COUNTS) + len(logs.LOG_FILES) * time_steps + batch_size
+
+    def pack(self, batch_size: int) -> np.ndarray:
+        """One float64 row (exact for these integers), the settle steps padded to ``batch_size``."""
+        settle = np.full(batch_size, -2, np.int64)
+        settle[:len(self.settle)] = self.settle
+        return np.concatenate([[1], self.counts, *(self.lines[n] for n in logs.LOG_FILES), settle]).astype(np.float64)
+
+    @staticmethod
+    def unpack(row: np.ndarray, time_steps: int) -> BatchTally | None:
+        """The tally of :meth:`pack`; None for a row no worker filled (a batch not simulated)."""
+        if row[0] != 1:
+            return None
+        values = np.rint(row).astype(np.int64)
+        n = len(BatchTally.COUNTS)
+        counts, rest = values[1:1 + n], values[1 + n:]
+        lines = {name: rest[i * time_steps:(i + 1) * time_steps].tolist() for i, name in enumerate(logs.LOG_FILES)}
+        settle = rest[len(logs.LOG_FILES) * time_steps:]
+        return BatchTally(lines, counts, settle[:counts[0]])
+
+
 class _Totals:
-    """What the summary adds up over batches."""
+    """What the summary adds up over batches, in batch order."""
 
     def __init__(self, time_steps: int):
         self.lines: dict[str, list[int]] = {name: [] for name in logs.LOG_FILES}
         self.snn_correct = np.zeros(time_steps, np.int64)
-        self.samples = self.ann_correct = self.agree = self.mismatched = 0
-        self.spikes = self.net = self.synops = 0
-        self.float32_neurons = self.float32_predictions = 0
+        self.counts = np.zeros(len(BatchTally.COUNTS), np.int64)
         self.settle: list[np.ndarray] = []
+
+    def add(self, tally: BatchTally) -> None:
+        for name in logs.LOG_FILES:
+            self.lines[name] += tally.lines[name]
+        self.snn_correct += np.asarray(tally.lines["accuracy.txt"], np.int64)
+        self.counts += tally.counts
+        self.settle.append(tally.settle)
+
+    def count(self, name: str) -> int:
+        return int(self.counts[BatchTally.COUNTS.index(name)])
+
+
+class _Replica:
+    """One device's share of a spiking run: its own simulators, placed on that device."""
+
+    def __init__(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, weights: checkpoint.Checkpoint, device: str):
+        self.device = device
+        with tf.device(device):
+            self.fast = FastSimulator(sn, early_exit=cfg.early_exit)
+            model = build_ann(cfg.network, cfg.k)
+            checkpoint.assign(model, weights)
+        self.float32_forward = tf.function(lambda x: model(x, is_train=False), reduce_retracing=True)
+
+    def tally(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, x: np.ndarray, x_spikes: np.ndarray,
+              y: np.ndarray, simulator: str, stop) -> BatchTally:
+        scale = float(2 ** cfg.k)
+        with tf.device(self.device):
+            ann = self.fast.ann(x * scale)  # exact levels and output, independent of batch shape, device and CPU
+            if simulator == "fast":
+                result = self.fast.simulate(x_spikes, cfg.time_steps, stop=stop)
+            else:
+                if stop():
+                    raise Stopped
+                result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+            float32 = [o.numpy() for o in self.float32_forward(x)]
+        return _tally(result, ann, y, float32, scale)
 
 
 def run(cfg: SpikingConfig) -> dict:
-    """Simulate, write the logs and ``summary.json`` into ``cfg.log_dir``; returns the summary."""
+    """Simulate, write the logs and ``summary.json`` into ``cfg.log_dir``; returns the summary.
+
+    With a ``cfg.strategy`` of several replicas, batch ``b`` is simulated by replica ``b mod R``
+    (every local device in a thread of its own; workers exchange their tallies) and the logs are
+    merged in batch order. The simulation is exact whatever the batch shape or device, so the
+    logs are those of one device, line for line.
+    """
     started = time.time()
     if not 1 <= cfg.time_steps <= MAX_TIME_STEPS:
         raise ValueError(f"--time_steps {cfg.time_steps} is out of range 1..{MAX_TIME_STEPS}")
-    logs.check_writable(cfg.log_dir)
-    if cfg.tensorboard is not None:
-        logs.check_writable(cfg.tensorboard)
+    strategy = cfg.strategy or tf.distribute.get_strategy()
+    chief = distribute.is_chief(strategy)
+    if chief:
+        logs.check_writable(cfg.log_dir)
+        if cfg.tensorboard is not None:
+            logs.check_writable(cfg.tensorboard)
     net, k, scale = cfg.network, cfg.k, float(2 ** cfg.k)
     weights = checkpoint.load(cfg.checkpoint, net, k)
     simulator = "reference" if cfg.neuron_rule != "lossless" else cfg.simulator
+    devices = distribute.local_devices(strategy)
+    where = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
     print(f"{net.name} k={k}: checkpoint {cfg.checkpoint}, {cfg.time_steps} time steps, {simulator} simulator, "
-          f"{cfg.neuron_rule} neuron rule", flush=True)
+          f"{cfg.neuron_rule} neuron rule{where}", flush=True)
+    if tf.config.list_logical_devices("GPU"):
+        tf.config.experimental.enable_tensor_float_32_execution(False)  # TF32 rounds outside the error bound
+        print("note: TensorFlow sees a GPU; the exactness guarantee covers CPU kernels (cuDNN may choose Winograd or "
+              "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see the README's 'Scaling out')", flush=True)
     sn = convert.convert(net, k, weights)
-    fast = FastSimulator(sn, early_exit=cfg.early_exit)
-    float32_model = build_ann(net, k)
-    checkpoint.assign(float32_model, weights)
-    float32_forward = tf.function(lambda x: float32_model(x, is_train=False), reduce_retracing=True)
+    replicas = [_Replica(cfg, sn, weights, device) for device in devices]
     test = data.load_split(net.dataset, "test", cfg.roots).head(cfg.num_samples)
     if len(test) == 0:
         raise data.DataError(f"{net.dataset}: the test set is empty; check the data files")
     inputs = data.eval_inputs(net.dataset, test)
-    rng = np.random.default_rng(cfg.seed)
-
-    totals = _Totals(cfg.time_steps)
     n_batches = -(-len(test) // cfg.batch_size)
+    rng = np.random.default_rng(cfg.seed)
+    batches = []  # every worker draws the whole noise stream in batch order, so each batch gets its own draws
+    for b in range(n_batches):
+        rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+        batches.append((inputs[rows], noisy(inputs[rows], cfg.noise_ratio, rng) * scale, test.y[rows]))
+
+    first_slot = distribute.worker_index(strategy) * len(devices)
+    tallies: dict[int, BatchTally] = {}
     progress = Progress(n_batches, "spiking")
     with SignalGuard() as guard:
-        for b in range(n_batches):
-            rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-            x, y = inputs[rows], test.y[rows]
-            ann = fast.ann(x * scale)  # exact levels and output, independent of batch shape and CPU
-            x_spikes = noisy(x, cfg.noise_ratio, rng) * scale
-            try:
-                if simulator == "fast":
-                    result = fast.simulate(x_spikes, cfg.time_steps, stop=guard.stop)
-                else:
-                    result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
-            except Stopped:
-                break
-            _add_batch(totals, result, ann, y, [o.numpy() for o in float32_forward(x)], scale)
-            progress.update(b + 1, len(y))
-            if guard.stop():
-                break
+        def share(replica: int) -> None:
+            for b in range(first_slot + replica, n_batches, strategy.num_replicas_in_sync):
+                try:
+                    tallies[b] = replicas[replica].tally(cfg, sn, *batches[b], simulator, guard.stop)
+                except Stopped:
+                    return
+                progress.update(len(tallies), len(batches[b][2]))
+                if guard.stop():
+                    return
 
+        if len(replicas) == 1:
+            share(0)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(len(replicas)) as pool:
+                for future in [pool.submit(share, r) for r in range(len(replicas))]:
+                    future.result()
+        tallies = _gather(strategy, tallies, n_batches, cfg)
+
+    totals = _Totals(cfg.time_steps)
+    for b in range(n_batches):  # in batch order, up to the first batch not simulated (a signal stopped it)
+        if b not in tallies:
+            break
+        totals.add(tallies[b])
+    partial = totals.count("samples") < len(test)
     summary = _summary(cfg, totals, simulator)
-    summary["partial"] = guard.stop()
+    summary["partial"] = partial
     summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started)
+    if not chief:
+        print("done: the chief wrote the logs", flush=True)
+        return summary
     try:
         logs.write_logs(cfg.log_dir, totals.lines, summary)
     except OSError as e:
@@ -112,54 +211,67 @@ def run(cfg: SpikingConfig) -> dict:
                                f"there, if any, are untouched; free some space or pass another --log_dir") from None
     if cfg.tensorboard is not None:
         logs.write_tensorboard(cfg.tensorboard, summary, totals.lines)
-    if guard.stop():
-        raise Interrupted(f"interrupted by {guard.name}: wrote the logs of the {totals.samples} images "
-                          f"simulated so far to {cfg.log_dir} (marked partial)", guard.signum)
-    _report(cfg, summary, fast, inputs, scale)
+    if partial:
+        signum = guard.signum or signal.SIGTERM
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
+                          f"{totals.count('samples')} images simulated so far to {cfg.log_dir} (marked partial)",
+                          signum)
+    _report(cfg, summary, replicas[0].fast, inputs, scale)
     return summary
 
 
-def _add_batch(totals: _Totals, result: SimulationResult, ann: list[np.ndarray], y: np.ndarray,
-               float32: list[np.ndarray], scale: float) -> None:
+def _gather(strategy: tf.distribute.Strategy, tallies: dict[int, BatchTally], n_batches: int,
+            cfg: SpikingConfig) -> dict[int, BatchTally]:
+    """Every worker's tallies on every worker (one collective sum of a table with a row per batch)."""
+    if distribute.worker_count(strategy) == 1:
+        return tallies
+    table = np.zeros((n_batches, BatchTally.width(cfg.batch_size, cfg.time_steps)))
+    for b, tally in tallies.items():
+        table[b] = tally.pack(cfg.batch_size)
+    table = distribute.sum_over_workers(strategy, table)
+    rows = {b: BatchTally.unpack(table[b], cfg.time_steps) for b in range(n_batches)}
+    return {b: tally for b, tally in rows.items() if tally is not None}
+
+
+def _tally(result: SimulationResult, ann: list[np.ndarray], y: np.ndarray, float32: list[np.ndarray],
+           scale: float) -> BatchTally:
     correct = result.predictions == y[None, :]
     lines = logs.batch_lines(correct, result.spikes.sum(1), result.net.sum(1), result.synops)
-    for name in logs.LOG_FILES:
-        totals.lines[name] += lines[name]
     if not np.isfinite(result.output).all() or not np.isfinite(ann[-1]).all():
         raise checkpoint.CheckpointError("the network's output is not finite (NaN or infinity): the weights "
                                          "cannot be a trained network; retrain or pass another --checkpoint")
-    totals.samples += len(y)
-    totals.snn_correct += correct.sum(axis=1)
     ann_pred = ann[-1].argmax(axis=1)
-    totals.ann_correct += int((ann_pred == y).sum())
-    totals.agree += int((result.predictions[-1] == ann_pred).sum())
     settled = result.settle >= 0
-    totals.mismatched += sum(int((c[settled] != a[settled]).sum()) for c, a in zip(result.counts, ann[:-1]))
-    totals.spikes += int(result.spikes.sum())
-    totals.net += int(result.net.sum())
-    totals.synops += int(result.synops.sum())
-    totals.settle.append(result.settle)
-    # the float32 training-time forward rounds differently from the exact one at near-ties: counted, not hidden
-    totals.float32_neurons += sum(int((a * scale != level).sum()) for a, level in zip(float32[:-1], ann[:-1]))
-    totals.float32_predictions += int((float32[-1].argmax(axis=1) != ann_pred).sum())
+    counts = [
+        len(y),
+        int((ann_pred == y).sum()),
+        int((result.predictions[-1] == ann_pred).sum()),
+        sum(int((c[settled] != a[settled]).sum()) for c, a in zip(result.counts, ann[:-1])),
+        int(result.spikes.sum()), int(result.net.sum()), int(result.synops.sum()),
+        # the float32 training-time forward rounds differently from the exact one at near-ties: counted, not hidden
+        sum(int((a * scale != level).sum()) for a, level in zip(float32[:-1], ann[:-1])),
+        int((float32[-1].argmax(axis=1) != ann_pred).sum()),
+    ]
+    return BatchTally(lines, np.array(counts, np.int64), result.settle.astype(np.int64))
 
 
 def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
-    net, n = cfg.network, max(totals.samples, 1)
+    c = dict(zip(BatchTally.COUNTS, totals.counts.tolist()))
+    net, n = cfg.network, max(c["samples"], 1)
     snn_accuracy = (totals.snn_correct / n).tolist()
     return {
         "network": net.name, "k": cfg.k, "checkpoint": str(cfg.checkpoint), "simulator": simulator,
-        "neuron_rule": cfg.neuron_rule, "num_samples": totals.samples, "time_steps": cfg.time_steps,
+        "neuron_rule": cfg.neuron_rule, "num_samples": c["samples"], "time_steps": cfg.time_steps,
         "batch_size": cfg.batch_size, "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
-        "ann_accuracy": totals.ann_correct / n, "snn_accuracy": snn_accuracy,
-        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), totals.ann_correct),
-        "agreement": totals.agree / n, "mismatched_neurons": totals.mismatched,
-        "float32_near_ties": {"neurons": totals.float32_neurons, "predictions": totals.float32_predictions},
+        "ann_accuracy": c["ann_correct"] / n, "snn_accuracy": snn_accuracy,
+        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), c["ann_correct"]),
+        "agreement": c["agree"] / n, "mismatched_neurons": c["mismatched"],
+        "float32_near_ties": {"neurons": c["float32_neurons"], "predictions": c["float32_predictions"]},
         "hidden_neurons_per_image": net.hidden_neurons(),
-        "spikes_per_image": totals.spikes / n,
-        "positive_spikes_per_image": (totals.spikes + totals.net) / 2 / n,
-        "negative_spikes_per_image": (totals.spikes - totals.net) / 2 / n,
-        "sops_per_image": totals.synops / n,
+        "spikes_per_image": c["spikes"] / n,
+        "positive_spikes_per_image": (c["spikes"] + c["net"]) / 2 / n,
+        "negative_spikes_per_image": (c["spikes"] - c["net"]) / 2 / n,
+        "sops_per_image": c["synops"] / n,
         "ann_macs_per_image": net.macs_per_image(),
         "settle_steps": logs.settle_summary(np.concatenate(totals.settle) if totals.settle else np.zeros(0, int)),
     }

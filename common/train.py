@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from common import checkpoint, data, provenance
+from common import checkpoint, data, distribute, provenance
 from common.fsutil import write_json
 from common.progress import Progress
 from common.signals import Interrupted, SignalGuard
@@ -42,6 +44,7 @@ class TrainConfig:
     seed: int | None = None
     jit_compile: bool = False  # XLA for the training step (its numerics need not match anything bit for bit)
     tensorboard: Path | None = None  # also write per-epoch scalars here
+    strategy: tf.distribute.Strategy | None = None  # None: the default (one device)
 
 
 def set_seed(seed: int | None) -> None:
@@ -58,6 +61,27 @@ def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 def correct(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64))
+
+
+def make_train_step(model: tl.models.Model, opt: tf.keras.optimizers.Optimizer, strategy: tf.distribute.Strategy,
+                    jit_compile: bool = False) -> Callable:
+    """One optimizer step on a global batch split over ``strategy``'s replicas; returns its mean loss and
+    correct predictions. Gradients are summed over replicas, BatchNorm statistics synchronized."""
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, is_train=True)[-1]
+            # divided by the global batch, so that the sum over replicas is the batch mean
+            loss = tf.nn.compute_average_loss(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        grads = tape.gradient(loss, model.trainable_weights)
+        opt.apply_gradients(zip(grads, model.trainable_weights))
+        return loss, correct(y, logits)
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def train_step(x, y):
+        loss, hits = strategy.run(replica_step, args=(x, y))
+        total = tf.distribute.ReduceOp.SUM
+        return strategy.reduce(total, loss, axis=None), strategy.reduce(total, hits, axis=None)
+    return train_step
 
 
 def make_eval_step(model: tl.models.Model) -> Callable:
@@ -124,8 +148,11 @@ def run(cfg: TrainConfig) -> float:
     splits = ("test",) if cfg.mode == "inference" else ("train", "test")
     data.locate(dataset, data.files_of(dataset, splits), cfg.roots)  # one message naming every missing file
     if cfg.mode == "training":
-        with checkpoint.writer_lock(cfg.checkpoint):
-            return _run_training(cfg, started)
+        strategy = cfg.strategy or tf.distribute.get_strategy()
+        # only the chief writes; the other workers of a cluster read the checkpoint when resuming
+        lock = checkpoint.writer_lock(cfg.checkpoint) if distribute.is_chief(strategy) else contextlib.nullcontext()
+        with lock:
+            return _run_training(cfg, strategy, started)
     model = build_ann(cfg.network, cfg.k)
     test = data.load_split(dataset, "test", cfg.roots)
     if len(test) == 0:
@@ -137,9 +164,11 @@ def run(cfg: TrainConfig) -> float:
     return test_acc
 
 
-def _run_training(cfg: TrainConfig, started: float) -> float:
+def _run_training(cfg: TrainConfig, strategy: tf.distribute.Strategy, started: float) -> float:
     dataset = cfg.network.dataset
-    model = build_ann(cfg.network, cfg.k)
+    with strategy.scope():  # variables mirrored on every replica
+        model = build_ann(cfg.network, cfg.k)
+        opt = tf.keras.optimizers.Adam(cfg.learning_rate)
     test = data.load_split(dataset, "test", cfg.roots)
     if len(test) == 0:
         raise data.DataError(f"{dataset}: the test set is empty; check the data files")
@@ -154,7 +183,7 @@ def _run_training(cfg: TrainConfig, started: float) -> float:
     def test_accuracy(stop: Callable[[], bool]) -> float:
         return exact_test_accuracy(cfg, model, test_inputs, test.y, eval_step, stop)
 
-    return _train(cfg, model, eval_step, ckpt, test_accuracy, test.files, started)
+    return _train(cfg, strategy, model, opt, eval_step, ckpt, test_accuracy, test.files, started)
 
 
 def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray,
@@ -185,23 +214,29 @@ def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.nda
     return correct / len(labels)
 
 
-def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | None,
-           test_accuracy: Callable[[Callable[[], bool]], float], test_files: tuple[Path, ...], started: float) -> float:
+def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_step,
+           ckpt: checkpoint.Checkpoint | None, test_accuracy: Callable[[Callable[[], bool]], float],
+           test_files: tuple[Path, ...], started: float) -> float:
     """Train to the target epoch, saving the checkpoint (with its history) after every epoch;
-    returns the final test accuracy."""
+    returns the final test accuracy (NaN on the workers that are not the chief)."""
     dataset = cfg.network.dataset
     train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
     if len(train) == 0:
         raise data.DataError(f"{dataset}: the training set is empty (the last {data.VALIDATION_SIZE:,} training "
                              f"images are held out for validation); check the data files")
+    chief, workers = distribute.is_chief(strategy), distribute.worker_count(strategy)
+    per_replica = distribute.replica_batch(strategy, cfg.batch_size)
+    if strategy.num_replicas_in_sync > 1 and len(train) < cfg.batch_size:
+        raise distribute.DistributeError(f"{len(train)} training images do not fill one --batch_size "
+                                         f"{cfg.batch_size} batch to split over replicas; lower --batch_size")
     held_out_name = "test" if dataset == "cifar10" else "validation"
     held_out = data.load_split(dataset, held_out_name, cfg.roots)
     held_inputs = data.eval_inputs(dataset, held_out)
-    opt = tf.keras.optimizers.Adam(cfg.learning_rate)
     history: dict = {"runs": [], "epochs": []}
     start_epoch, skip, target = 0, 0, cfg.epochs
     if ckpt is not None:
-        restore_optimizer(opt, model, ckpt.optimizer, cfg.checkpoint)
+        with strategy.scope():
+            restore_optimizer(opt, model, ckpt.optimizer, cfg.checkpoint)
         start_epoch, skip = ckpt.epoch, ckpt.batch
         # A run that stopped early goes on to its own target; a finished one trains --epochs more.
         finished = skip == 0 and start_epoch >= ckpt.target_epoch
@@ -214,7 +249,7 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                 f"--train_samples")
         print(f"resuming {cfg.checkpoint} at epoch {start_epoch + 1}"
               + (f", batch {skip + 1}" if skip else "") + f"; training to epoch {target}", flush=True)
-    elif cfg.checkpoint.exists():
+    elif cfg.checkpoint.exists() and chief:
         backup = checkpoint.back_up(cfg.checkpoint)
         print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
     files = sorted({*train.files, *held_out.files, *test_files})
@@ -222,16 +257,26 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
     history["runs"].append(provenance.run_record(
         ckpt and cfg.checkpoint, files, started) | {"settings": _settings(cfg)})
 
-    @tf.function(reduce_retracing=True, jit_compile=cfg.jit_compile)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            logits = model(x, is_train=True)[-1]
-            loss = cross_entropy(y, logits)
-        grads = tape.gradient(loss, model.trainable_weights)
-        opt.apply_gradients(zip(grads, model.trainable_weights))
-        return loss, correct(y, logits)
+    train_step = make_train_step(model, opt, strategy, cfg.jit_compile)
+
+    def epoch_batches(epoch: int, skip: int) -> tf.data.Dataset:
+        def pipeline(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            # this worker's slice of every global batch, then one batch per local replica in replica order
+            ds = data.train_batches(dataset, train, cfg.batch_size, cfg.seed or 0, epoch, skip,
+                                    shard=(ctx.input_pipeline_id, ctx.num_input_pipelines))
+            return ds.rebatch(per_replica) if per_replica * ctx.num_input_pipelines < cfg.batch_size else ds
+        return strategy.distribute_datasets_from_function(pipeline)
+
+    def signalled(signum: int | None) -> int | None:
+        """The signal every worker acts on: a signal on any worker stops all of them after the same batch."""
+        if workers == 1:
+            return signum
+        votes = distribute.sum_over_workers(strategy, np.array([1.0 if signum else 0.0]))[0]
+        return (signum or signal.SIGTERM) if votes else None
 
     def save(epoch: int, batch: int) -> None:
+        if not chief:
+            return
         history["runs"][run_index]["wall_seconds"] = round(time.time() - started, 2)
         checkpoint.save(cfg.checkpoint, cfg.network, cfg.k, checkpoint.model_weights(model), epoch, batch,
                         optimizer_state(opt), target_epoch=target, history=history)
@@ -242,41 +287,48 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                                              f"checkpoint, which holds the history too, was saved") from None
 
     n_batches = max(1, len(train) // cfg.batch_size)
+    batch_images = min(cfg.batch_size, len(train))
+    # the other workers must not stop alone in the middle of an evaluation: they agree after it
+    eval_stop = (lambda: False) if workers > 1 else None
     test_acc = float("nan")
-    writer = tf.summary.create_file_writer(str(cfg.tensorboard)) if cfg.tensorboard else None
+    writer = tf.summary.create_file_writer(str(cfg.tensorboard)) if cfg.tensorboard and chief else None
     with SignalGuard() as guard:
         for epoch in range(start_epoch, target):
             start = time.time()
             print(f"Epoch {epoch + 1}/{target}", flush=True)
             progress = Progress(n_batches, f"epoch {epoch + 1}")
             seen, loss_sum, hits = 0, 0.0, 0
-            for b, (x, y) in enumerate(data.train_batches(dataset, train, cfg.batch_size, cfg.seed or 0,
-                                                          epoch, skip), start=skip):
+            for b, (x, y) in enumerate(epoch_batches(epoch, skip), start=skip):
                 loss, batch_hits = train_step(x, y)
                 loss = float(loss)
                 if not np.isfinite(loss):
                     raise TrainingError(f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1}; "
                                         f"the last good checkpoint {cfg.checkpoint} is kept; "
                                         f"try a lower --learning_rate")
-                seen += len(y)
-                loss_sum += loss * len(y)
+                seen += batch_images
+                loss_sum += loss * batch_images
                 hits += int(batch_hits)
-                progress.update(b + 1, len(y), [("loss", loss_sum / seen), ("acc", hits / seen)])
-                if guard.signum is not None:
+                progress.update(b + 1, batch_images, [("loss", loss_sum / seen), ("acc", hits / seen)])
+                signum = signalled(guard.signum)
+                if signum is not None:
                     save(epoch, b + 1)
-                    raise Interrupted(f"interrupted by {guard.name}: saved "
-                                      f"{cfg.checkpoint} at epoch {epoch + 1}, batch {b + 1}; "
-                                      f"continue with --resume True", guard.signum)
+                    raise Interrupted(_interrupted(signum, guard.signum, chief, cfg.checkpoint,
+                                                   f"at epoch {epoch + 1}, batch {b + 1}"), signum)
             skip = 0
 
             try:
-                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, guard.stop)
-                final_test = test_accuracy(guard.stop) if epoch + 1 == target else None
-            except _Stop:  # all batches are done: resuming goes straight to the evaluation
+                stop = eval_stop or guard.stop
+                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, stop)
+                final_test = test_accuracy(stop) if epoch + 1 == target and chief else None
+            except _Stop:
+                signum = guard.signum
+            else:
+                signum = signalled(guard.signum) if workers > 1 else None
+            if signum is not None:  # all batches are done: resuming goes straight to the evaluation
                 save(epoch, n_batches)
-                raise Interrupted(f"interrupted by {guard.name} while evaluating: saved "
-                                  f"{cfg.checkpoint} after the last batch of epoch {epoch + 1}; continue with "
-                                  f"--resume True", guard.signum) from None
+                raise Interrupted(_interrupted(signum, guard.signum, chief, cfg.checkpoint,
+                                               f"after the last batch of epoch {epoch + 1}", " while evaluating"),
+                                  signum)
             record = {"epoch": epoch + 1, "run": run_index, "learning_rate": cfg.learning_rate,
                       "train_images": len(train),
                       "train_loss": loss_sum / seen if seen else None,  # None: resumed after the last batch
@@ -296,6 +348,9 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
                   f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
                   f"time: {record['seconds']:.1f}s", flush=True)
             save(epoch + 1, 0)
+    if not chief:
+        print("training done; the chief wrote the checkpoint", flush=True)
+        return float("nan")
     if np.isnan(test_acc):
         test_acc = test_accuracy(lambda: False)
     steps = int(opt.iterations.numpy())
@@ -310,7 +365,22 @@ def _train(cfg: TrainConfig, model, eval_step, ckpt: checkpoint.Checkpoint | Non
 def _settings(cfg: TrainConfig) -> dict:
     return {"network": cfg.network.name, "k": cfg.k, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "train_samples": cfg.train_samples, "seed": cfg.seed,
-            "jit_compile": cfg.jit_compile}
+            "jit_compile": cfg.jit_compile, "strategy": _strategy_name(cfg.strategy),
+            "replicas": cfg.strategy.num_replicas_in_sync if cfg.strategy else 1}
+
+
+def _strategy_name(strategy: tf.distribute.Strategy | None) -> str:
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multi_worker"
+    return "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default"
+
+
+def _interrupted(signum: int, own: int | None, chief: bool, path: Path, where: str, during: str = "") -> str:
+    """What an interrupted worker says: which signal, and where the checkpoint to resume from is."""
+    cause = signal.Signals(signum).name if own else f"{signal.Signals(signum).name} on another worker"
+    if chief:
+        return f"interrupted by {cause}{during}: saved {path} {where}; continue with --resume True"
+    return f"interrupted by {cause}{during}: the chief saved its checkpoint {where}; continue with --resume True"
 
 
 def _previous_history(path: Path, ckpt: checkpoint.Checkpoint) -> dict:

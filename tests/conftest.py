@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["NEGSPIKE_CPU_REPLICAS"] = "2"  # two logical CPU devices, for the tests of --strategy mirrored
 
 from common import compat  # noqa: E402,F401 - configures TensorFlow and TensorLayer first
 

@@ -82,6 +82,19 @@ def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
         assert (tmp_path / "fast" / name).read_text() == (tmp_path / "ref" / name).read_text(), name
 
 
+def test_two_replicas_write_the_logs_of_one(trained, tmp_path):
+    """Batches go to replicas in turn (3 batches over 2 replicas, with noise drawn in batch order);
+    the logs are merged in batch order."""
+    from common import distribute
+
+    kwargs = dict(num_samples=150, batch_size=50, noise_ratio=0.3, seed=2)
+    one = simulate(trained, tmp_path / "one", **kwargs)
+    two = simulate(trained, tmp_path / "two", strategy=distribute.make_strategy("mirrored", 2), **kwargs)
+    for name in logs.LOG_FILES:
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text(), name
+    assert {k: v for k, v in one.items() if k != "run"} == {k: v for k, v in two.items() if k != "run"}
+
+
 def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     a = simulate(trained, tmp_path / "a", noise_ratio=0.5, seed=4, num_samples=50)
     simulate(trained, tmp_path / "b", noise_ratio=0.5, seed=4, num_samples=50)

@@ -94,10 +94,10 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(idx_root, 
     cfg = config(idx_root, tmp_path, epochs=2)
     real_batches = data.train_batches
 
-    def poisoned(dataset, split, batch_size, seed, epoch, skip=0):
+    def poisoned(dataset, split, batch_size, seed, epoch, skip=0, **kwargs):
         if epoch == 1:
             split = data.Split(np.full_like(split.x, np.nan), split.y)
-        return real_batches(dataset, split, batch_size, seed, epoch, skip)
+        return real_batches(dataset, split, batch_size, seed, epoch, skip, **kwargs)
 
     monkeypatch.setattr(data, "train_batches", poisoned)
     with pytest.raises(train.TrainingError, match=r"loss became nan at epoch 2, batch 1.*last good checkpoint"):
