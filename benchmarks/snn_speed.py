@@ -55,13 +55,17 @@ class Float32Readout(ExactReadout):
         return tf.matmul(flat, tf.cast(self.weights, tf.float32))
 
 
-def float32_simulator(sn, **kwargs) -> FastSimulator:
-    sim = FastSimulator(sn, **kwargs)
-    sim.synapses = [Float32Synapses(layer, shape) for layer, shape in zip(sn.layers, sn.network.shapes())]
-    sim.readout = Float32Readout(sn.output_weights)
-    sim._first_levels = tf.function(sim.synapses[0].levels, input_signature=sim._input_signature)
-    sim._adapt = lambda: None
-    return sim
+class Float32Simulator(FastSimulator):
+    """The previous design's simulator: float32 synapses and readout, which never change precision."""
+
+    def __init__(self, sn, **kwargs):
+        super().__init__(sn, **kwargs)
+        self.synapses = [Float32Synapses(layer, shape) for layer, shape in zip(sn.layers, sn.network.shapes())]
+        self.readout = Float32Readout(sn.output_weights)
+        self._compile()
+
+    def _adapt(self) -> None:
+        pass
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -96,7 +100,7 @@ def main(argv: list[str]) -> None:
     checkpoint.assign(model, weights)
     forward = tf.function(lambda b: model(b, is_train=False), reduce_retracing=True)
     exact, exact_dense = FastSimulator(sn), FastSimulator(sn, early_exit=False)
-    old, old_dense = float32_simulator(sn), float32_simulator(sn, early_exit=False)
+    old, old_dense = Float32Simulator(sn), Float32Simulator(sn, early_exit=False)
     xs = x * 2 ** k
     print(f"MNIST LeNet k={k}, {source}: {n} images, steps={steps}, batch {batch}, median of {FLAGS.repeats}")
 

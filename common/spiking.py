@@ -216,7 +216,9 @@ def run(cfg: SpikingConfig) -> dict:
         raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
                           f"{totals.count('samples')} images simulated so far to {cfg.log_dir} (marked partial)",
                           signum)
-    _report(cfg, summary, replicas[0].fast, inputs, scale)
+    settle = np.concatenate(totals.settle)
+    unsettled = np.concatenate([spikes for _, spikes, _ in batches])[:len(settle)][settle < 0]
+    _report(cfg, summary, replicas[0].fast, unsettled)
     return summary
 
 
@@ -277,24 +279,24 @@ def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
     }
 
 
-def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, inputs: np.ndarray, scale: float) -> None:
+def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, unsettled: np.ndarray) -> None:
     snn = summary["snn_accuracy"][-1]
     print(f"ANN accuracy {summary['ann_accuracy']:.4f}  SNN accuracy {snn:.4f}  "
           f"agreement {summary['agreement']:.4f}  lossless step {summary['lossless_step']}  "
           f"mismatched neurons {summary['mismatched_neurons']}  "
           f"({summary['run']['wall_seconds']:.1f}s, logs in {cfg.log_dir})", flush=True)
-    unsettled = summary["settle_steps"]["unsettled"]
-    if unsettled:
-        print(f"note: {unsettled} images were still spiking after {cfg.time_steps} steps, so their counts are "
-              f"not final; --time_steps {_sufficient_steps(cfg, fast, inputs, scale)} lets every image settle",
+    if len(unsettled):
+        print(f"note: {len(unsettled)} images were still spiking after {cfg.time_steps} steps, so their counts are "
+              f"not final; --time_steps {_sufficient_steps(cfg, fast, unsettled)} lets every image settle",
               flush=True)
 
 
-def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, inputs: np.ndarray, scale: float) -> int:
-    """Steps after which every test image is quiet (simulated again, at most ``MAX_TIME_STEPS``)."""
+def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, unsettled: np.ndarray) -> int:
+    """Steps after which the ``unsettled`` inputs (times ``2^k``) are quiet: simulated again, longer, at most
+    ``MAX_TIME_STEPS``."""
     steps, last = cfg.time_steps, 0
-    for b in range(0, len(inputs), cfg.batch_size):
-        x = inputs[b:b + cfg.batch_size] * scale
+    for b in range(0, len(unsettled), cfg.batch_size):
+        x = unsettled[b:b + cfg.batch_size]
         while True:
             settle = fast.simulate(x, steps).settle
             if (settle >= 0).all() or steps >= MAX_TIME_STEPS:

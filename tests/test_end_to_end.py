@@ -95,6 +95,20 @@ def test_two_replicas_write_the_logs_of_one(trained, tmp_path):
     assert {k: v for k, v in one.items() if k != "run"} == {k: v for k, v in two.items() if k != "run"}
 
 
+def test_too_few_steps_are_named_with_steps_that_suffice(trained, tmp_path, capsys):
+    import re
+
+    summary = simulate(trained, tmp_path / "short", time_steps=3, num_samples=60, batch_size=25)
+    unsettled = summary["settle_steps"]["unsettled"]
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    match = re.fullmatch(rf"note: {unsettled} images were still spiking after 3 steps, so their counts are not "
+                         r"final; --time_steps (\d+) lets every image settle", note)
+    assert unsettled > 0 and match, note
+    enough = int(match.group(1))
+    again = simulate(trained, tmp_path / "enough", time_steps=enough, num_samples=60, batch_size=25)
+    assert again["settle_steps"]["unsettled"] == 0 and again["settle_steps"]["max"] == enough - 1
+
+
 def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     a = simulate(trained, tmp_path / "a", noise_ratio=0.5, seed=4, num_samples=50)
     simulate(trained, tmp_path / "b", noise_ratio=0.5, seed=4, num_samples=50)
