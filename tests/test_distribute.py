@@ -56,7 +56,8 @@ def test_two_replicas_train_the_weights_of_one_device(idx_root, tmp_path):
 
     Tolerance: float sums in another order differ by ulps, and Adam turns the sign of a near-zero
     gradient into a whole step (lr), so single weights may differ by up to 2 lr per step; the median
-    weight and the BatchNorm statistics (no Adam) must agree far closer than half-batch statistics would.
+    weight and the BatchNorm statistics (no Adam) must agree far closer than half-batch statistics would
+    (measured with synchronization switched off: running statistics up to 8e-2 of their scale apart).
     The FP32 network is compared, as the quantized one rounds and a one-ulp difference can flip a level.
     """
     one = trained(idx_root, tmp_path / "one.npz", None, None)
@@ -64,8 +65,8 @@ def test_two_replicas_train_the_weights_of_one_device(idx_root, tmp_path):
     steps = 4
     for name in one:
         a, b = one[name].astype(np.float64), two[name].astype(np.float64)
-        if "moving" in name:  # running statistics of the global batch (unsynchronized: half-batch ones)
-            assert np.abs(a - b).max() <= 2e-3 * np.abs(a).max(), name
+        if "moving" in name:  # synchronized: within 1.1e-4 here; with half-batch statistics up to 8e-2
+            assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max(), name
         else:
             assert np.median(np.abs(a - b)) <= 0.05 * LEARNING_RATE * steps, name
             assert np.abs(a - b).max() <= 2 * LEARNING_RATE * steps + 1e-6, name
