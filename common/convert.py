@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
-from common import compat
 from common.checkpoint import CheckpointError
 from common.model import OUTPUT_NAME, layer_names
 from common.networks import Conv, Network

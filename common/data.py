@@ -23,9 +23,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
-from common import compat  # noqa: F401 - configures TensorFlow first
 from common.fsutil import atomic_write
 
 DATA_ENV = "NEGSPIKE_DATA"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
-from common import compat  # noqa: F401 - TensorLayer set-up must come first
 import tensorlayer as tl
 
 ROUNDING_OFFSET = 1e-5  # the original's "+ 1e-5" inside the rounding

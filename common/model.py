@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from common import compat  # quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
-
-from common import compat
 from common.layers import QuantizedReLU
 from common.networks import Network
 import tensorlayer as tl

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
 from common import exact

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
 from common import checkpoint, convert, data, distribute, logs, provenance, reference

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
 from common import checkpoint, data, distribute, provenance
