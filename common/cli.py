@@ -146,9 +146,6 @@ def fail(message: str, status: int = 1) -> None:
 
 def start_tensorflow() -> object:
     """Import TensorFlow quietly, set up for ``--strategy`` and ``--cpu_replicas``; returns the strategy."""
-    if FLAGS.cpu_replicas > 1 and FLAGS.strategy != "mirrored":
-        fail(f"--cpu_replicas {FLAGS.cpu_replicas} splits this CPU for --strategy mirrored; add --strategy mirrored "
-             f"or drop --cpu_replicas", 2)
     if FLAGS.strategy == "multi_worker":
         _check_tf_config()
     os.environ[CPU_REPLICAS_ENV] = str(FLAGS.cpu_replicas)

@@ -73,13 +73,7 @@ def make_strategy(name: str, cpu_replicas: int = 1) -> tf.distribute.Strategy:
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes checkpoints and logs: always, except on the other workers of a cluster."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+    return worker_index(strategy) == 0
 
 
 def worker_index(strategy: tf.distribute.Strategy) -> int:

@@ -108,16 +108,15 @@ class _Replica:
     """One device's share of a spiking run: its own simulators, placed on that device."""
 
     def __init__(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, weights: checkpoint.Checkpoint, device: str):
-        self.device = device
+        self.cfg, self.sn, self.device = cfg, sn, device
         with tf.device(device):
             self.fast = FastSimulator(sn, early_exit=cfg.early_exit)
             model = build_ann(cfg.network, cfg.k)
             checkpoint.assign(model, weights)
         self.float32_forward = tf.function(lambda x: model(x, is_train=False), reduce_retracing=True)
 
-    def tally(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, x: np.ndarray, x_spikes: np.ndarray,
-              y: np.ndarray, simulator: str, stop) -> BatchTally:
-        scale = float(2 ** cfg.k)
+    def tally(self, x: np.ndarray, x_spikes: np.ndarray, y: np.ndarray, simulator: str, stop) -> BatchTally:
+        cfg, scale = self.cfg, float(2 ** self.cfg.k)
         with tf.device(self.device):
             ann = self.fast.ann(x * scale)  # exact levels and output, independent of batch shape, device and CPU
             if simulator == "fast":
@@ -125,7 +124,7 @@ class _Replica:
             else:
                 if stop():
                     raise Stopped
-                result = reference.simulate(sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+                result = reference.simulate(self.sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
             float32 = [o.numpy() for o in self.float32_forward(x)]
         return _tally(result, ann, y, float32, scale)
 
@@ -178,7 +177,7 @@ def run(cfg: SpikingConfig) -> dict:
         def share(replica: int) -> None:
             for b in range(first_slot + replica, n_batches, strategy.num_replicas_in_sync):
                 try:
-                    tallies[b] = replicas[replica].tally(cfg, sn, *batches[b], simulator, guard.stop)
+                    tallies[b] = replicas[replica].tally(*batches[b], simulator, guard.stop)
                 except Stopped:
                     return
                 progress.update(len(tallies), len(batches[b][2]))

@@ -289,11 +289,11 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
 
     n_batches = max(1, len(train) // cfg.batch_size)
     batch_images = min(cfg.batch_size, len(train))
-    # the other workers must not stop alone in the middle of an evaluation: they agree after it
-    eval_stop = (lambda: False) if workers > 1 else None
     test_acc = float("nan")
     writer = tf.summary.create_file_writer(str(cfg.tensorboard)) if cfg.tensorboard and chief else None
     with SignalGuard() as guard:
+        # the other workers must not stop alone in the middle of an evaluation: they agree after it
+        eval_stop = guard.stop if workers == 1 else lambda: False
         for epoch in range(start_epoch, target):
             start = time.time()
             print(f"Epoch {epoch + 1}/{target}", flush=True)
@@ -318,9 +318,8 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
             skip = 0
 
             try:
-                stop = eval_stop or guard.stop
-                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, stop)
-                final_test = test_accuracy(stop) if epoch + 1 == target and chief else None
+                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, eval_stop)
+                final_test = test_accuracy(eval_stop) if epoch + 1 == target and chief else None
             except _Stop:
                 signum = guard.signum
             else:
