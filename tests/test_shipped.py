@@ -64,12 +64,12 @@ def test_every_line_of_a_shipped_log_reproduces(workspace, network, k, tmp_path)
     summary = logs.read_summary(shipped)
     roots = data.data_roots(None, ROOT / workspace)
     checkpoint = ROOT / workspace / "pretrained" / f"k{k}.npz"
+    dataset = NETWORKS[network].dataset
     try:
-        data.locate(NETWORKS[network].dataset, data.SPLIT_FILES["test"], roots, download=False)
+        data.locate(dataset, data.files_of(dataset, ("test",)), roots, download=False)
     except data.DataError:
-        pytest.skip(f"no {NETWORKS[network].dataset} test set here")
-    if not checkpoint.is_file():
-        pytest.skip(f"{checkpoint} is not shipped (see tools/train_pretrained.sh)")
+        pytest.skip(f"no {dataset} test set here")
+    assert checkpoint.is_file(), f"{shipped} ships without its weights {checkpoint}: nothing can check it"
     rerun = spiking.run(spiking.SpikingConfig(
         network=NETWORKS[network], k=k, checkpoint=checkpoint, roots=roots, log_dir=tmp_path,
         time_steps=summary["time_steps"], batch_size=summary["batch_size"], num_samples=summary["num_samples"]))
