@@ -35,6 +35,7 @@ PAPER_CURVES = ROOT / "paper" / "curves.csv"
 TITLES = {"mnist_lenet": "LeNet on MNIST", "fashion_lenet": "LeNet on FashionMNIST",
           "fashion_mlp": "MLP on FashionMNIST", "cifar10_cnn1": "CNN 1 on CIFAR-10",
           "cifar10_cnn2": "CNN 2 on CIFAR-10"}
+FULL_TRAINING_SET = 50_000  # every dataset here trains on 50,000 images (MNIST-likes hold 10,000 out)
 FIGURES = ("accuracy_speed.png", "spikes.png", "sops.png", "accuracy_sops.png", "sparsity.png")
 
 
@@ -62,6 +63,15 @@ def load_runs(log_root: Path) -> dict[int, dict]:
     return runs
 
 
+def trained_for(history: dict | list | None) -> str:
+    """``150 epochs``, or ``3 epochs on 10,000 images`` for a run on part of the training set."""
+    epochs = (history["epochs"] if isinstance(history, dict) else history) if history else []
+    if not epochs:
+        return ""
+    images = epochs[-1].get("train_images", FULL_TRAINING_SET)
+    return f"{epochs[-1]['epoch']} epochs" + (f" on {images:,} images" if images < FULL_TRAINING_SET else "")
+
+
 def run_source(summary: dict) -> str:
     """``k1.npz, 150 epochs``: which checkpoint, trained how long (from its history beside it)."""
     ckpt = Path(summary["checkpoint"])
@@ -69,11 +79,10 @@ def run_source(summary: dict) -> str:
     epochs = ""
     if history.is_file():
         try:
-            record = json.loads(history.read_text())
-            epoch_list = record["epochs"] if isinstance(record, dict) else record
-            epochs = f", {epoch_list[-1]['epoch']} epochs" if epoch_list else ""
+            trained = trained_for(json.loads(history.read_text()))
         except (ValueError, KeyError, TypeError):
-            epochs = ""
+            trained = ""
+        epochs = f", {trained}" if trained else ""
     partial = ", partial" if summary.get("partial") else ""
     return f"{ckpt.name}{epochs}{partial}"
 

@@ -3,6 +3,7 @@ spiking log is reproduced line for line by a fresh run on the shipped weights.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,3 +104,14 @@ def test_the_real_near_tie_case_is_exact():
     assert sum(int((c != a).sum()) for c, a in zip(result.counts, ann[:-1])) == 0
     alone = sim.simulate(x[88:89], 20)  # image 489 on its own
     assert all(np.array_equal(c[0], a[88]) for c, a in zip(alone.counts, ann[:-1]))
+
+
+def test_a_figure_says_which_checkpoint_and_how_long_it_trained(tmp_path):
+    history = {"runs": [], "epochs": [{"epoch": e, "train_images": 10_000} for e in (1, 2, 3)]}
+    (tmp_path / "k1.history.json").write_text(json.dumps(history))
+    summary = {"checkpoint": str(tmp_path / "k1.npz"), "partial": False}
+    assert plots.run_source(summary) == "k1.npz, 3 epochs on 10,000 images"
+    history["epochs"] = [{"epoch": 150, "train_images": 50_000}]
+    (tmp_path / "k1.history.json").write_text(json.dumps(history))
+    assert plots.run_source({**summary, "partial": True}) == "k1.npz, 150 epochs, partial"
+    assert plots.run_source({"checkpoint": str(tmp_path / "other.npz")}) == "other.npz"

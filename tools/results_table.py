@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.plots import paper_curves  # noqa: E402 - imports no TensorFlow
+from common.plots import paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -43,11 +43,7 @@ def epochs_of(history: dict | list | None) -> list[dict]:
 
 
 def epochs_note(history: dict | list | None) -> str:
-    epochs = epochs_of(history)
-    if not epochs:
-        return "–"
-    images = epochs[-1].get("train_images", 50_000)
-    return f"{epochs[-1]['epoch']}" + (f" on {images:,} images" if images < 50_000 else "")
+    return trained_for(history).removesuffix(" epochs").replace(" epochs on", " on") or "–"
 
 
 def paper_snn(curve: dict | None) -> str:
