@@ -63,13 +63,20 @@ def load_runs(log_root: Path) -> dict[int, dict]:
     return runs
 
 
-def trained_for(history: dict | list | None) -> str:
+def epochs_of(history: dict | list | None) -> list[dict]:
+    """The per-epoch records of a training history (a list in older histories)."""
+    if history is None:
+        return []
+    return history["epochs"] if isinstance(history, dict) else history
+
+
+def trained_for(history: dict | list | None, unit: str = " epochs") -> str:
     """``150 epochs``, or ``3 epochs on 10,000 images`` for a run on part of the training set."""
-    epochs = (history["epochs"] if isinstance(history, dict) else history) if history else []
+    epochs = epochs_of(history)
     if not epochs:
         return ""
     images = epochs[-1].get("train_images", FULL_TRAINING_SET)
-    return f"{epochs[-1]['epoch']} epochs" + (f" on {images:,} images" if images < FULL_TRAINING_SET else "")
+    return f"{epochs[-1]['epoch']}{unit}" + (f" on {images:,} images" if images < FULL_TRAINING_SET else "")
 
 
 def run_source(summary: dict) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.plots import paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
+from common.plots import epochs_of, paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -36,14 +36,8 @@ def read_json(path: Path) -> dict | list | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def epochs_of(history: dict | list | None) -> list[dict]:
-    if history is None:
-        return []
-    return history["epochs"] if isinstance(history, dict) else history
-
-
 def epochs_note(history: dict | list | None) -> str:
-    return trained_for(history).removesuffix(" epochs").replace(" epochs on", " on") or "–"
+    return trained_for(history, unit="") or "–"
 
 
 def paper_snn(curve: dict | None) -> str:
