@@ -1,5 +1,8 @@
 """Checkpoints: one ``.npz`` of named float32 arrays, loadable with ``allow_pickle=False``.
 
+A shipped checkpoint may hold its filters and output weights as float16 (``export --float16``, for
+weights too large to track as float32); loading widens every weight to float32.
+
 Keys (the README documents them; the SNN side reads them)::
 
     conv<i>/filters        (kh, kw, c_in, c_out)  hidden layer i = 1..L, TensorFlow layout
@@ -184,7 +187,7 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
             raise CheckpointError(f"checkpoint {path} lacks the array '{name}'")
         value = arrays[name]
         if value.dtype.kind != "f":
-            raise CheckpointError(f"checkpoint {path}: '{name}' has dtype {value.dtype}, expected float32")
+            raise CheckpointError(f"checkpoint {path}: '{name}' has dtype {value.dtype}, expected a float")
         with np.errstate(over="ignore"):
             value = value.astype(np.float32)
         if not np.all(np.isfinite(value)):
@@ -274,23 +277,39 @@ def assign(model: tl.models.Model, weights: dict[str, np.ndarray]) -> None:
         w.assign(weights[w.name.split(":")[0]])
 
 
-def export(src: str | Path, dst: str | Path) -> None:
-    """Copy a checkpoint without its optimizer state (for shipping: a third of the size),
-    with its training history beside it."""
+def export(src: str | Path, dst: str | Path, float16: bool = False) -> None:
+    """Copy a checkpoint without its optimizer state (for shipping: a third of the size), with its
+    training history beside it; ``float16`` also rounds the filters and output weights to half
+    precision (half the size again), keeping the small BatchNorm statistics in float32."""
     src, dst = Path(src), Path(dst)
     with np.load(src, allow_pickle=False) as f:
         arrays = {name: f[name] for name in f.files if not name.startswith("optimizer/")}
+    history = src.with_name(src.stem + ".history.json")
+    history_text = history.read_text() if history.is_file() else None
+    if float16:
+        for name in [n for n in arrays if n.endswith(("/filters", "/weights"))]:
+            with np.errstate(over="ignore"):
+                arrays[name] = arrays[name].astype(np.float16)
+            if not np.all(np.isfinite(arrays[name])):
+                raise CheckpointError(f"'{name}' of {src} exceeds float16's range; export it without --float16")
     with atomic_write(dst, "wb") as out:
         np.savez(out, **arrays)
-    history = src.with_name(src.stem + ".history.json")
-    if history.is_file():
+    if history_text is not None:
         with atomic_write(dst.with_name(dst.stem + ".history.json")) as out:
-            out.write(history.read_text())
+            out.write(history_text)
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if len(sys.argv) != 4 or sys.argv[1] != "export":
-        sys.exit("usage: python -m common.checkpoint export SRC.npz DST.npz")
-    export(sys.argv[2], sys.argv[3])
+    parser = argparse.ArgumentParser(prog="python -m common.checkpoint",
+                                     description="Export a checkpoint for shipping, without optimizer state.")
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("src", type=Path)
+    parser.add_argument("dst", type=Path)
+    parser.add_argument("--float16", action="store_true", help="store filters and output weights as float16")
+    args = parser.parse_args()
+    try:
+        export(args.src, args.dst, float16=args.float16)
+    except (CheckpointError, OSError, ValueError, zipfile.BadZipFile) as e:
+        parser.exit(1, f"error: {e}\n")

@@ -111,3 +111,25 @@ def test_export_drops_optimizer_state(saved, tmp_path):
     with np.load(tmp_path / "shipped.npz", allow_pickle=False) as f:
         assert not [n for n in f.files if n.startswith("optimizer/")]
     checkpoint.load(tmp_path / "shipped.npz", MLP, 1)
+
+
+def test_float16_export_halves_the_weights_and_loads_as_float32(saved, tmp_path):
+    path, weights = saved
+    checkpoint.export(path, tmp_path / "half.npz", float16=True)
+    with np.load(tmp_path / "half.npz", allow_pickle=False) as f:
+        assert f["conv1/filters"].dtype == np.float16 and f["bn1/moving_var"].dtype == np.float32
+    ckpt = checkpoint.load(tmp_path / "half.npz", MLP, 1)
+    for name, value in weights.items():
+        assert ckpt[name].dtype == np.float32
+        expected = value.astype(np.float16) if name.endswith(("/filters", "/weights")) else value
+        np.testing.assert_array_equal(ckpt[name], expected.astype(np.float32))
+    assert (tmp_path / "half.npz").stat().st_size < 0.6 * path.stat().st_size
+
+
+def test_float16_export_refuses_weights_beyond_its_range(tmp_path, rng):
+    weights = random_weights(MLP, rng)
+    weights["output/weights"][0, 0] = 1e6
+    checkpoint.save(tmp_path / "big.npz", MLP, 1, weights, epoch=1)
+    with pytest.raises(checkpoint.CheckpointError, match="exceeds float16's range"):
+        checkpoint.export(tmp_path / "big.npz", tmp_path / "half.npz", float16=True)
+    assert not (tmp_path / "half.npz").exists()
