@@ -312,4 +312,4 @@ if __name__ == "__main__":
     try:
         export(args.src, args.dst, float16=args.float16)
     except (CheckpointError, OSError, ValueError, zipfile.BadZipFile) as e:
-        parser.exit(1, f"error: {e}\n")
+        parser.exit(1, f"error: cannot export {args.src} to {args.dst}: {e}\n")
