@@ -285,7 +285,7 @@ def export(src: str | Path, dst: str | Path, float16: bool = False) -> None:
     with np.load(src, allow_pickle=False) as f:
         arrays = {name: f[name] for name in f.files if not name.startswith("optimizer/")}
     history = src.with_name(src.stem + ".history.json")
-    history_text = history.read_text() if history.is_file() else None
+    history_text = history.read_text() if history.is_file() else None  # read first: dst may be src
     if float16:
         for name in [n for n in arrays if n.endswith(("/filters", "/weights"))]:
             with np.errstate(over="ignore"):
