@@ -1,11 +1,13 @@
-"""Training-step throughput: XLA, a plain Keras model, 1 and 2 replicas, and the CIFAR-10 projection.
+"""Training-step throughput: float32 and bfloat16, XLA, a plain Keras model, 1 and 2 replicas, CIFAR-10.
 
     python benchmarks/train_speed.py            # MNIST LeNet and FashionMNIST MLP
     python benchmarks/train_speed.py --cifar    # also CIFAR-10 CNN 1 and CNN 2, and V100 projections
 
 Every step is the package's own (:func:`common.train.make_train_step`), compiled, on one
-fixed batch; medians after a warm-up. Two logical CPU devices run the ``--strategy mirrored``
-step (``--cpu_replicas 2``) beside the one-device step. The V100 projection:
+fixed batch; medians after a warm-up. Every network is timed in both ``--precision`` settings
+(float32, and bfloat16 convolutions and matrix products), with oneDNN as the environment sets it
+(``TF_ENABLE_ONEDNN_OPTS``; the training scripts turn it on unless it is set). Two logical CPU devices
+run the ``--strategy mirrored`` step (``--cpu_replicas 2``) beside the one-device step. The V100 projection:
 training costs about 3 forward passes (2 FLOPs per multiply-add), so an epoch is
 ``6 * MACs * images`` FLOPs; this CPU's training step reaches a fraction ``u`` of what a
 large float32 matrix product reaches on it (its practical peak), and a V100 is assumed to
@@ -31,7 +33,7 @@ from absl import app, flags  # noqa: E402
 
 from common import cli, data, distribute, train  # noqa: E402
 from common.model import build_ann  # noqa: E402
-from common.networks import CIFAR_CNN1, CIFAR_CNN2, FASHION_MLP, MNIST_LENET, Network  # noqa: E402
+from common.networks import CIFAR_CNN1, CIFAR_CNN2, FASHION_LENET, FASHION_MLP, MNIST_LENET, Network  # noqa: E402
 
 flags.DEFINE_integer("batch_size", 200, "Global batch size.", lower_bound=2)
 flags.DEFINE_integer("steps", 20, "Training steps per timed repeat.", lower_bound=1)
@@ -74,10 +76,11 @@ def batch(network: Network) -> tuple[np.ndarray, np.ndarray]:
             rng.integers(0, 10, FLAGS.batch_size))
 
 
-def package_step(network: Network, strategy: tf.distribute.Strategy, jit: bool = False):
+def package_step(network: Network, strategy: tf.distribute.Strategy, jit: bool = False,
+                 precision: str = "float32"):
     """The package's training step and its arguments (the batch split over the replicas)."""
     with strategy.scope():
-        model = build_ann(network, 1)
+        model = build_ann(network, 1, precision)
         opt = tf.keras.optimizers.Adam(1e-4)
     step = train.make_train_step(model, opt, strategy, jit)
     x, y = batch(network)
@@ -92,6 +95,18 @@ def package_step(network: Network, strategy: tf.distribute.Strategy, jit: bool =
     return step, next(iter(strategy.distribute_datasets_from_function(pipeline)))
 
 
+def cpu_name() -> str:
+    """The CPU's model name and whether it has bfloat16 matrix units (AMX) or AVX512-BF16."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    fast = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, bfloat16 units: {', '.join(fast) or 'none'}"
+
+
 def gemm_flops() -> float:
     """This CPU's practical float32 peak: a large matrix product."""
     a = tf.random.uniform((2048, 2048))
@@ -103,15 +118,22 @@ def main(argv: list[str]) -> None:
     mirrored = distribute.make_strategy("mirrored", REPLICAS)
     default = tf.distribute.get_strategy()
     results: dict[str, float] = {}
-    print(f"Training step, global batch {FLAGS.batch_size}, median of {FLAGS.repeats} x {FLAGS.steps} steps",
-          flush=True)
-    for network in (MNIST_LENET, FASHION_MLP):
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")
+    print(f"Training step, global batch {FLAGS.batch_size}, median of {FLAGS.repeats} x {FLAGS.steps} steps; "
+          f"TF_ENABLE_ONEDNN_OPTS={onednn}; {cpu_name()}", flush=True)
+    for network in (MNIST_LENET, FASHION_LENET, FASHION_MLP):
         for label, strategy, jit in (("graph", default, False), ("XLA", default, True),
                                      (f"{REPLICAS} replicas", mirrored, False)):
             step, args = package_step(network, strategy, jit)
             t = results[f"{network.name} {label}"] = timed(step, *args)
             print(f"  quantized {network.name:12s} {label:11s} {t * 1e3:8.2f} ms/step "
                   f"{FLAGS.batch_size / t:8.0f} images/s", flush=True)
+    for network in (MNIST_LENET, FASHION_LENET, FASHION_MLP):
+        step, args = package_step(network, default, False, "bfloat16")
+        t = results[f"{network.name} bfloat16"] = timed(step, *args)
+        print(f"  quantized {network.name:12s} {'bfloat16':11s} {t * 1e3:8.2f} ms/step "
+              f"{FLAGS.batch_size / t:8.0f} images/s ({results[f'{network.name} graph'] / t:.2f}x float32)",
+              flush=True)
     keras, keras_opt = keras_lenet(), tf.keras.optimizers.Adam(1e-4)
 
     @tf.function
@@ -129,14 +151,22 @@ def main(argv: list[str]) -> None:
         "train_step_vs_keras": results["mnist_lenet graph"] / t_keras,
         "xla_speedup_lenet": results["mnist_lenet graph"] / results["mnist_lenet XLA"],
         "xla_speedup_mlp": results["fashion_mlp graph"] / results["fashion_mlp XLA"],
+        "bfloat16_speedup_lenet": results["mnist_lenet graph"] / results["mnist_lenet bfloat16"],
         "replicas_speedup_lenet": results["mnist_lenet graph"] / results[f"mnist_lenet {REPLICAS} replicas"],
     }
     if FLAGS.cifar:
         peak = gemm_flops()
         print(f"This CPU's float32 matrix product: {peak / 1e9:.0f} GFLOP/s", flush=True)
         for network in (CIFAR_CNN1, CIFAR_CNN2):
+            step, args = package_step(network, default, False, "bfloat16")
+            t_bf16 = timed(step, *args, steps=2, repeats=1)
             step, args = package_step(network, default)
             t = timed(step, *args, steps=2, repeats=1)
+            print(f"  {network.name}: float32 {t:.2f} s/step, bfloat16 {t_bf16:.2f} s/step ({t / t_bf16:.2f}x); "
+                  f"{CIFAR_EPOCHS} epochs: {t * CIFAR_TRAIN_IMAGES / FLAGS.batch_size * CIFAR_EPOCHS / 3600:.0f} h "
+                  f"float32, {t_bf16 * CIFAR_TRAIN_IMAGES / FLAGS.batch_size * CIFAR_EPOCHS / 3600:.0f} h bfloat16",
+                  flush=True)
+            summary[f"{network.name}_bfloat16_speedup"] = t / t_bf16
             flops_per_image = 6 * network.macs_per_image()
             achieved = flops_per_image * FLAGS.batch_size / t
             utilization = achieved / peak

@@ -70,6 +70,9 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
                          "target instead).", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("train_samples", None, "Train on the first N training images only.",
                          lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Arithmetic of the convolutions and "
+                      "matrix products while training (variables, BatchNorm, quantizer and optimizer stay float32); "
+                      "bfloat16 is fast only on CPUs with AMX or AVX512-BF16 and recent GPUs.", flag_values=fv)
     flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the training step with XLA; 'auto': "
                       "on for fully connected networks, where it is 4 to 8 times faster on a CPU, off for "
                       "convolutional ones, where it is slower (benchmarks/train_speed.py); off with a --strategy "
@@ -199,7 +202,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
             checkpoint=Path(FLAGS.checkpoint) if FLAGS.checkpoint else default_checkpoint(workspace, k),
             mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
-            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
+            precision=FLAGS.precision, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
             jit_compile=jit, strategy=strategy)
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",

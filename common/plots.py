@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common import logs  # noqa: E402
+from common.paper import PAPER_TABLE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CURVES = ROOT / "paper" / "curves.csv"
@@ -94,8 +95,9 @@ def run_source(summary: dict) -> str:
     return f"{ckpt.name}{epochs}{partial}"
 
 
-def paper_curves(workspace: str) -> dict[int, dict[str, np.ndarray]]:
-    """The paper's per-step curves of ``workspace`` (from its authors' published logs), by k."""
+def paper_curves(workspace: str) -> dict[int, dict]:
+    """The per-step curves of the original code's published logs for ``workspace``, by k: arrays
+    ``accuracy``, ``spikes``, ``sops``, and a legend ``label`` naming the paper's table's step beside them."""
     curves: dict[int, dict[str, list[float]]] = {}
     if not PAPER_CURVES.is_file():
         return {}
@@ -107,7 +109,12 @@ def paper_curves(workspace: str) -> dict[int, dict[str, np.ndarray]]:
             curve["accuracy"].append(float(row["accuracy"]))
             curve["spikes"].append(float(row["spikes_per_image"]))
             curve["sops"].append(float(row["sops_per_image"]))
-    return {k: {name: np.array(values) for name, values in c.items()} for k, c in curves.items()}
+    out = {k: {name: np.array(values) for name, values in c.items()} for k, c in curves.items()}
+    row = PAPER_TABLE.get(workspace)
+    for k, curve in out.items():
+        table = f"; paper's table: step {row.time_steps_k1}" if row and k == 1 else ""
+        curve["label"] = f"original code's published logs, k={k}{table}"
+    return out
 
 
 def _save(fig, path: Path) -> None:
@@ -132,7 +139,7 @@ def _per_step(runs: dict[int, dict], paper: dict, key: str, ylabel: str, title: 
         if k in runs:
             steps = np.arange(1, len(curve[key]) + 1)
             ax.plot(steps, curve[key] * scale, color=colors[k], alpha=0.45, linestyle=":", marker="x",
-                    markersize=3, label=f"paper, k={k}")
+                    markersize=3, label=curve["label"])
     longest = max([run["time_steps"] for run in runs.values()] + [len(c[key]) for k, c in paper.items() if k in runs])
     ax.set_xticks(np.arange(1, longest + 1, max(1, longest // 20)))
     if key == "accuracy":
@@ -153,7 +160,7 @@ def plot_accuracy_sops(runs: dict[int, dict], paper: dict, title: str, path: Pat
                         label=run["label"])
         if k in paper:
             ax.plot(paper[k]["sops"] / 1e6, 100 * paper[k]["accuracy"], color=line.get_color(), alpha=0.45,
-                    linestyle=":", marker="x", markersize=3, label=f"paper, k={k}")
+                    linestyle=":", marker="x", markersize=3, label=paper[k]["label"])
     low = min(run["curve"]["accuracy"][-1] for run in runs.values()) * 100
     ax.set_ylim(max(0.0, low - 10), 100)
     ax.set_xlabel("cumulative synaptic operations per image (millions)")

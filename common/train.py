@@ -43,6 +43,7 @@ class TrainConfig:
     batch_size: int = 200
     train_samples: int | None = None
     seed: int | None = None
+    precision: str = "float32"  # or "bfloat16": convolutions and matrix products (common.precision)
     jit_compile: bool = False  # XLA for the training step (its numerics need not match anything bit for bit)
     tensorboard: Path | None = None  # also write per-epoch scalars here
     strategy: tf.distribute.Strategy | None = None  # None: the default (one device)
@@ -168,7 +169,7 @@ def run(cfg: TrainConfig) -> float:
 def _run_training(cfg: TrainConfig, strategy: tf.distribute.Strategy, started: float) -> float:
     dataset = cfg.network.dataset
     with strategy.scope():  # variables mirrored on every replica
-        model = build_ann(cfg.network, cfg.k)
+        model = build_ann(cfg.network, cfg.k, cfg.precision)
         opt = tf.keras.optimizers.Adam(cfg.learning_rate)
     test = data.load_split(dataset, "test", cfg.roots)
     if len(test) == 0:
@@ -365,7 +366,8 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
 def _settings(cfg: TrainConfig) -> dict:
     return {"network": cfg.network.name, "k": cfg.k, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "train_samples": cfg.train_samples, "seed": cfg.seed,
-            "jit_compile": cfg.jit_compile, "strategy": _strategy_name(cfg.strategy),
+            "precision": cfg.precision, "jit_compile": cfg.jit_compile,
+            "strategy": _strategy_name(cfg.strategy),
             "replicas": cfg.strategy.num_replicas_in_sync if cfg.strategy else 1}
 
 

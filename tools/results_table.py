@@ -5,31 +5,29 @@
 
 Reads ``<workspace>/pretrained/<k|fp32>.history.json`` (epochs, FP32 test accuracy),
 ``<workspace>/pretrained/logs/k<k>/summary.json`` (the shipped spiking runs, written by
-``tools/make_results.sh``) and ``paper/curves.csv`` (the paper's per-step curves).
+``tools/make_results.sh``), ``paper/curves.csv`` (the per-step curves of the original code's published
+logs) and, for the spread over seeds, ``<workspace>/pretrained/seeds/k1-seed<N>.summary.json``
+(``tools/train_seeds.sh``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.paper import PAPER_TABLE  # noqa: E402
 from common.plots import epochs_of, paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
-# workspace, label, the paper's table (k=1 ANN %, FP32 %)
-ROWS = [
-    ("MNIST", "LeNet, MNIST", 99.32, 99.28),
-    ("FashionMNIST/MLP", "MLP, FashionMNIST", 88.79, 89.83),
-    ("FashionMNIST/LeNet", "LeNet, FashionMNIST", 89.99, 90.01),
-    ("CIFAR10/CNN_1", "CNN 1, CIFAR-10", 92.77, 92.66),
-    ("CIFAR10/CNN_2", "CNN 2, CIFAR-10", 93.35, 93.20),
-]
+# workspace, label, the paper's table (k=1 ANN %, FP32 %, k=1 time steps); its logs may differ by a step
+ROWS = [(ws, row.label, row.ann_k1, row.fp32, row.time_steps_k1) for ws, row in PAPER_TABLE.items()]
 
 
 def read_json(path: Path) -> dict | list | None:
@@ -40,28 +38,71 @@ def epochs_note(history: dict | list | None) -> str:
     return trained_for(history, unit="") or "–"
 
 
-def paper_snn(curve: dict | None) -> str:
-    """The paper's final SNN accuracy and the step from which it holds."""
-    if curve is None:
-        return "–"
-    accuracy = curve["accuracy"]
+def settled_step(accuracy) -> int:
+    """The step (1-based) from which accuracy stays at its final value."""
     step = len(accuracy)
     while step > 1 and accuracy[step - 2] == accuracy[-1]:
         step -= 1
-    return f"{100 * accuracy[-1]:.2f} ({step})"
+    return step
+
+
+def paper_snn(curve: dict | None, table_step: int | None = None) -> str:
+    """The final SNN accuracy of the original code's published logs and the step from which it holds;
+    the paper's table's step beside it where it differs."""
+    if curve is None:
+        return "–"
+    step = settled_step(curve["accuracy"])
+    table = f"; table: {table_step}" if table_step is not None and table_step != step else ""
+    return f"{100 * curve['accuracy'][-1]:.2f} ({step}{table})"
+
+
+def seed_summaries(workspace: Path) -> dict[int, dict]:
+    """The full-test-set summaries of every seed of a k=1 row: the shipped run (seed 0) and the extra seeds."""
+    runs = {}
+    shipped = read_json(workspace / "pretrained" / "logs" / "k1" / "summary.json")
+    if shipped is not None:
+        runs[0] = shipped
+    for path in sorted((workspace / "pretrained" / "seeds").glob("k1-seed*.summary.json")):
+        runs[int(path.name[len("k1-seed"):-len(".summary.json")])] = read_json(path)
+    return runs
+
+
+def spread_table() -> str:
+    """Mean ± standard deviation over seeds of the k=1 rows that have more than one seed."""
+    lines = ["| network (k=1) | seeds | paper: ANN | ours: ANN, mean ± sd | range | paper inside? "
+             "| paper: lossless step (logs; table) | ours: lossless steps | inside? | SNN = ANN, 0 mismatched |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for workspace, label, paper_ann, _, table_step in ROWS:
+        runs = seed_summaries(ROOT / workspace)
+        if len(runs) < 2:
+            continue
+        ann = [100 * run["ann_accuracy"] for run in runs.values()]
+        steps = [run["lossless_step"] for run in runs.values()]
+        curve = paper_curves(workspace).get(1)
+        logs_step = settled_step(curve["accuracy"]) if curve is not None else table_step
+        steps_inside = any(min(steps) <= s <= max(steps) for s in (logs_step, table_step))
+        exact = all(run["mismatched_neurons"] == 0 and run["agreement"] == 1.0
+                    and run["snn_accuracy"][-1] == run["ann_accuracy"] for run in runs.values())
+        lines.append(
+            f"| {label} | {', '.join(map(str, runs))} | {paper_ann:.2f} | {statistics.mean(ann):.2f} ± "
+            f"{statistics.stdev(ann):.2f} | {min(ann):.2f}–{max(ann):.2f} | "
+            f"{'yes' if min(ann) <= paper_ann <= max(ann) else 'no'} | {logs_step}; {table_step} | "
+            f"{min(steps)}–{max(steps)} | {'yes' if steps_inside else 'no'} "
+            f"| {'all seeds' if exact else 'NO'} |")
+    return "\n".join(lines)
 
 
 def table() -> str:
-    lines = ["| network | k | paper: ANN | paper: SNN (step) | ours: epochs | ANN | SNN (T) | lossless step "
+    lines = ["| network | k | paper: ANN | original logs: SNN (step) | ours: epochs | ANN | SNN (T) | lossless step "
              "| agreement | mismatched neurons | float32 near-ties | spikes / image | SOPs / image | test images |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for workspace, label, paper_ann, paper_fp32 in ROWS:
+    for workspace, label, paper_ann, paper_fp32, table_step in ROWS:
         ws = ROOT / workspace
         curves = paper_curves(workspace)
         for k in (0, 1, 2):
             summary = read_json(ws / "pretrained" / "logs" / f"k{k}" / "summary.json")
             ann = f"{paper_ann:.2f}" if k == 1 else "–"
-            paper = f"| {label} | {k} | {ann} | {paper_snn(curves.get(k))} "
+            paper = f"| {label} | {k} | {ann} | {paper_snn(curves.get(k), table_step if k == 1 else None)} "
             if summary is None:
                 lines.append(paper + "| not run here | | | | | | | | | |")
                 continue
@@ -83,7 +124,7 @@ def table() -> str:
 
 
 def main() -> None:
-    text = table()
+    text = table() + "\n\nSpread over seeds, each on the full test set (`tools/train_seeds.sh`):\n\n" + spread_table()
     if "--write" not in sys.argv:
         print(text)
         return
