@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from common import compat  # quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
+
+from common import compat
 from common.layers import QuantizedReLU
-from common.networks import Network
+from common.networks import OUTPUT_NAME, Network, layer_names
 import tensorlayer as tl
-
-
-def layer_names(index: int) -> tuple[str, str]:
-    """Names of hidden layer ``index`` (1-based): its convolution and its BatchNorm."""
-    return f"conv{index}", f"bn{index}"
-
-
-OUTPUT_NAME = "output"
 
 
 def build_ann(network: Network, k: int | None) -> tl.models.Model:
