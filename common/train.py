@@ -228,7 +228,7 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
     if strategy.num_replicas_in_sync > 1 and len(train) < cfg.batch_size:
         raise distribute.DistributeError(f"{len(train)} training images do not fill one --batch_size "
                                          f"{cfg.batch_size} batch to split over replicas; lower --batch_size")
-    held_out_name = "test" if dataset == "cifar10" else "validation"
+    held_out_name = data.dataset_of(dataset).held_out
     held_out = data.load_split(dataset, held_out_name, cfg.roots)
     held_inputs = data.eval_inputs(dataset, held_out)
     history: dict = {"runs": [], "epochs": []}
