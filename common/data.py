@@ -369,7 +369,8 @@ def files_of(dataset: str | Dataset, splits: tuple[str, ...]) -> tuple[str, ...]
     sources = {spec.source_of(split) for split in splits}
     if "train" in splits:
         sources.add(spec.source_of(spec.held_out))
-    return tuple(name for source in ("train", "test") if source in sources for name in spec.format.files(source))
+    return tuple(dict.fromkeys(name for source in ("train", "test") if source in sources
+                               for name in spec.format.files(source)))  # an .npz holds every split
 
 
 # ---------------------------------------------------------------------------- splits
