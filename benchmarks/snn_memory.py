@@ -15,7 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import compat  # noqa: F401 - quiet TensorFlow first
+from common import startup
+
+startup.start()  # quietly, before anything imports TensorFlow
 import numpy as np
 
 from common import checkpoint, synthetic

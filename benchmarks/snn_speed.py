@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import compat  # noqa: F401 - quiet TensorFlow first
+from common import startup
+
+startup.start()  # quietly, before anything imports TensorFlow
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
@@ -26,7 +28,8 @@ from absl import app, flags
 from common import checkpoint, cli, convert, data, reference, synthetic
 from common.model import build_ann
 from common.networks import CIFAR_CNN1, MNIST_LENET
-from common.snn import ExactReadout, ExactSynapses, FastSimulator
+from common.exact_ann import ExactReadout, ExactSynapses
+from common.snn import FastSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 flags.DEFINE_string("checkpoint", str(ROOT / "MNIST" / "pretrained" / "k1.npz"),
@@ -62,7 +65,8 @@ class Float32Simulator(FastSimulator):
         super().__init__(sn, **kwargs)
         self.synapses = [Float32Synapses(layer, shape) for layer, shape in zip(sn.layers, sn.network.shapes())]
         self.readout = Float32Readout(sn.output_weights)
-        self._compile()
+        self.exact_ann.synapses, self.exact_ann.readout = self.synapses, self.readout
+        self.exact_ann._compile()
 
     def _adapt(self) -> None:
         pass

@@ -24,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPLICAS = 2
-os.environ["NEGSPIKE_CPU_REPLICAS"] = str(REPLICAS)  # logical CPU devices exist only if made before TensorFlow starts
 
-from common import compat  # noqa: E402,F401 - quiet TensorFlow first
+from common import startup  # noqa: E402
+
+startup.start(cpu_replicas=REPLICAS)  # logical CPU devices exist only if made before TensorFlow starts
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402

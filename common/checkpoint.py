@@ -27,13 +27,15 @@ import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common.fsutil import atomic_write
-from common.model import OUTPUT_NAME, layer_names
-from common.networks import Network
-import tensorlayer as tl
+from common.networks import OUTPUT_NAME, Network, layer_names
+
+if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
+    import tensorlayer as tl
 
 FORMAT_VERSION = 1
 FP32_K = -1

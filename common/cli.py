@@ -11,10 +11,10 @@ from pathlib import Path
 
 from absl import app, flags
 
+from common import neurons
+from common.env import VERBOSE_ENV
+
 FLAGS = flags.FLAGS
-VERBOSE_ENV = "NEGSPIKE_VERBOSE"  # read by common.compat before TensorFlow is imported, as is --verbose
-CPU_REPLICAS_ENV = "NEGSPIKE_CPU_REPLICAS"  # logical CPU devices, set by --cpu_replicas before common.compat runs
-STRATEGY_ENV = "NEGSPIKE_STRATEGY"  # --strategy, for the set-up common.compat does before TensorFlow starts
 
 
 class _BoolValueParser(flags.ArgumentParser):
@@ -101,10 +101,7 @@ def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
     flags.DEFINE_float("noise_ratio", 0.0, "Input noise: the image is multiplied by "
                        "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, upper_bound=1e6, flag_values=fv)
     flags.register_validator("noise_ratio", math.isfinite, "--noise_ratio must be a finite number", flag_values=fv)
-    flags.DEFINE_enum("neuron_rule", "lossless", ["lossless", "original"],
-                      "'lossless' (fire toward the ANN's level of the exact potential) or 'original' (the original "
-                      "code's float64 membrane and shadow potential; runs on the reference simulator).",
-                      flag_values=fv)
+    flags.DEFINE_enum("neuron_rule", neurons.DEFAULT_RULE, list(neurons.RULES), neurons.flag_help(), flag_values=fv)
     flags.DEFINE_boolean("early_exit", True, "Stop simulating an image once no neuron spikes (changes nothing "
                          "in the logs, only the time).", flag_values=fv)
     flags.DEFINE_integer("num_samples", None, "Simulate the first N test images (default: all).",
@@ -151,9 +148,9 @@ def start_tensorflow() -> object:
     """Import TensorFlow quietly, set up for ``--strategy`` and ``--cpu_replicas``; returns the strategy."""
     if FLAGS.strategy == "multi_worker":
         _check_tf_config()
-    os.environ[CPU_REPLICAS_ENV] = str(FLAGS.cpu_replicas)
-    os.environ[STRATEGY_ENV] = FLAGS.strategy
-    from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
+    from common import startup
+
+    startup.start(FLAGS.strategy, FLAGS.cpu_replicas)
     from common import distribute
 
     try:

@@ -4,8 +4,8 @@ TensorLayer 2.2.5 (2020) predates TF 2.16 and NumPy 2. Of what this package uses
 three things break; each is handled here rather than by forking TensorLayer:
 
 1. ``import tensorlayer`` imports OpenCV and matplotlib without declaring them:
-   ``requirements.txt`` lists both, and matplotlib is pinned to the Agg backend
-   before TensorLayer loads so that nothing needs a display.
+   ``requirements.txt`` lists both, and :func:`common.startup.start` pins matplotlib to
+   the Agg backend before TensorLayer loads so that nothing needs a display.
 2. ``tl.layers.BatchNorm`` rebinds ``self.moving_mean`` to a tensor while training,
    which fails inside ``tf.function``: :class:`BatchNorm` below updates the moving
    statistics in place with ``Variable.assign``.
@@ -15,59 +15,9 @@ three things break; each is handled here rather than by forking TensorLayer:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
+import tensorflow as tf
 
-from common.cli import CPU_REPLICAS_ENV, STRATEGY_ENV, VERBOSE_ENV  # noqa: E402 - absl only, no TensorFlow
-
-VERBOSE = "--verbose" in sys.argv or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
-if not VERBOSE:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MPLBACKEND", "Agg")
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Swallow what C++ libraries write to file descriptor 2 (TensorFlow's start-up lines, which
-    absl prints whatever TF_CPP_MIN_LOG_LEVEL says); replayed if the block fails."""
-    if VERBOSE:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-with quiet_native_stderr():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import tensorflow as tf
-
-    tf.config.list_physical_devices()  # device discovery logs here (a missing CUDA driver), not later
-    # Logical CPU devices and a worker's collective ops can be set up only before TensorFlow starts, which
-    # importing TensorLayer does: the scripts pass --cpu_replicas and --strategy in the environment.
-    from common import distribute
-
-    distribute.start(os.environ.get(STRATEGY_ENV) or "default", int(os.environ.get(CPU_REPLICAS_ENV) or 1))
-    import tensorlayer as tl
-
-tf.get_logger().setLevel("ERROR")
-tl.logging.set_verbosity(tl.logging.WARN)
+import tensorlayer as tl
 
 BN_EPSILON = 1e-5  # TensorLayer's default, used by training and by the converter
 

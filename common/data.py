@@ -1,10 +1,21 @@
-"""MNIST, FashionMNIST and CIFAR-10 from their original files, and their input pipelines.
+"""Datasets, each described once, and the loaders and input pipelines that read the descriptions.
+
+A :class:`Dataset` is one entry of :data:`DATASETS`: its files and their format (a format object:
+:class:`IdxDataset` for MNIST-style IDX files, :class:`CifarBatches` for CIFAR python batches,
+:class:`NpzArrays` for a user's own ``.npz``), the network input shape, the classes, the
+evaluation preprocessing, the training augmentation and the held-out split. A network names its
+dataset (:attr:`common.networks.Network.dataset`); nothing here branches on that name. A user's
+own arrays are one entry::
+
+    data.register(data.Dataset("my_data", data.NpzArrays("my_data"), input_shape=(8, 8, 1), classes=10))
+
+reads ``<data root>/my_data/data.npz`` holding ``x_train, y_train, x_test, y_test``.
 
 Files are looked up under a data root laid out as TensorLayer does (``mnist/``,
 ``fashion_mnist/``, ``cifar10/cifar-10-batches-py/``). The root is ``--data_dir``, else
 the environment variable ``NEGSPIKE_DATA``, else ``<workspace>/data``; FashionMNIST is
-also found where Debian's ``dataset-fashion-mnist`` puts it. Missing files are
-downloaded from the canonical mirrors and checked against their checksums.
+also found where Debian's ``dataset-fashion-mnist`` puts it. Missing files of the public
+datasets are downloaded from the canonical mirrors and checked against their checksums.
 """
 
 from __future__ import annotations
@@ -19,17 +30,21 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
-import tensorflow as tf
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from common.env import DATA_ENV
 from common.fsutil import atomic_write
 
-DATA_ENV = "NEGSPIKE_DATA"
-NUM_CLASSES = 10
+if TYPE_CHECKING:  # describing and reading data needs no TensorFlow; the pipelines import it when they run
+    import tensorflow as tf
+
 VALIDATION_SIZE = 10_000  # the original holds out the last 10,000 training images
 CIFAR_CROP = 24
 
@@ -40,12 +55,30 @@ class DataError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class IdxDataset:
-    """An IDX dataset: folder name, extra folders to search, mirrors, content md5s."""
+    """The IDX format (MNIST's): folder name, extra folders to search, mirrors, content md5s.
+
+    Images are read as float32 ``(n, 28, 28, 1)`` scaled by 1/256 (as TensorLayer did).
+    """
 
     folder: str
     mirrors: tuple[str, ...]
     md5: dict[str, str]  # file name -> md5 of the decompressed file
     system_folders: tuple[str, ...] = ()
+
+    def files(self, source: str) -> tuple[str, ...]:
+        """The files of ``source``, ``train`` or ``test``."""
+        return SPLIT_FILES[source]
+
+    def read(self, folder: Path, source: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = self.files(source)
+        return read_idx_split(folder / images, folder / labels, classes)
+
+    def download(self, names: tuple[str, ...], folder: Path) -> str | None:
+        """Fetch the missing ``names`` into ``folder``; None, or what went wrong."""
+        problems = [_download_idx(self, n, folder) for n in names if not (folder / n).is_file()]
+        # every file tried every mirror: name each mirror's failure once
+        failures = dict.fromkeys(part for p in problems if p for part in p.split("; "))
+        return "; ".join(failures) or None
 
 
 MNIST = IdxDataset("mnist", (
@@ -74,7 +107,56 @@ CIFAR10_TAR_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST = ("test_batch",)
 
-IDX_DATASETS = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}
+
+@dataclasses.dataclass(frozen=True)
+class CifarBatches:
+    """The CIFAR python format: pickled batches of uint8 ``(n, 32, 32, 3)`` images, downloaded as one tar.
+
+    ``label_key`` is ``b"labels"`` for CIFAR-10 (CIFAR-100 has ``b"fine_labels"``).
+    """
+
+    folder: str
+    url: str
+    tar_md5: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    extra: tuple[str, ...] = ()  # other files of the tar kept beside the batches
+    label_key: bytes = b"labels"
+    system_folders: tuple[str, ...] = ()
+
+    def files(self, source: str) -> tuple[str, ...]:
+        return self.test if source == "test" else self.train
+
+    def read(self, folder: Path, source: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        parts = [read_cifar_batch(folder / n, self.label_key, classes) for n in self.files(source)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def download(self, names: tuple[str, ...], folder: Path) -> str | None:
+        return _download_cifar(self, folder)
+
+
+@dataclasses.dataclass(frozen=True)
+class NpzArrays:
+    """A user's own data: one ``.npz`` holding ``x_train, y_train, x_test, y_test``.
+
+    Images are ``(n, h, w, c)`` or ``(n, h, w)`` (one channel), any real type, multiplied by
+    ``scale`` into float32; labels are integers ``0 .. classes - 1``. Nothing is downloaded.
+    """
+
+    folder: str
+    file: str = "data.npz"
+    scale: float = 1.0
+    system_folders: tuple[str, ...] = ()
+
+    def files(self, source: str) -> tuple[str, ...]:
+        return (self.file,)
+
+    def read(self, folder: Path, source: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_npz_split(folder / self.file, source, classes, self.scale)
+
+    def download(self, names: tuple[str, ...], folder: Path) -> str | None:
+        return "a user's own .npz has no download"
+
 SPLIT_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
@@ -121,15 +203,15 @@ def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(dims)
 
 
-def read_idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_split(images_path: Path, labels_path: Path, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Images as float32 ``(n, h, w, 1)`` scaled by 1/256 (as TensorLayer did), labels as int64."""
     images = read_idx(images_path, 3)
     labels = read_idx(labels_path, 1)
     if len(images) != len(labels):
         raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds "
                         f"{len(labels)} labels")
-    if labels.size and labels.max() >= NUM_CLASSES:
-        raise DataError(f"{labels_path}: label {labels.max()} is not a class 0..{NUM_CLASSES - 1}")
+    if labels.size and labels.max() >= classes:
+        raise DataError(f"{labels_path}: label {labels.max()} is not a class 0..{classes - 1}")
     x = images.astype(np.float32)[..., None] / np.float32(256.0)
     return x, labels.astype(np.int64)
 
@@ -161,8 +243,8 @@ class _CifarUnpickler(pickle.Unpickler):
 CIFAR_MAX_BYTES = 64 * 2 ** 20  # a batch of 10,000 images is 31 MB
 
 
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One python batch as uint8 images ``(n, 32, 32, 3)`` and int64 labels, never running code."""
+def read_cifar_batch(path: Path, label_key: bytes = b"labels", classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """One python batch as uint8 images ``(n, 32, 32, 3)`` and int64 labels (``label_key``), never running code."""
     if path.stat().st_size > CIFAR_MAX_BYTES:
         raise DataError(f"{path}: {path.stat().st_size:,} bytes is too large for a CIFAR-10 batch")
     try:
@@ -171,18 +253,45 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, OSError) as e:
         raise DataError(f"{path}: not a CIFAR-10 python batch ({e})") from None
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise DataError(f"{path}: not a CIFAR-10 python batch (no b'data' and b'labels' entries)")
-    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+        raise DataError(f"{path}: not a CIFAR python batch (no b'data' and {label_key!r} entries)")
+    data, labels = batch[b"data"], batch[label_key]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", type(data).__name__)
         raise DataError(f"{path}: b'data' must be a uint8 array of shape (n, 3072), got {shape}")
     if not isinstance(labels, list) or len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels) if isinstance(labels, list) else 'no'} labels")
-    if not all(type(v) is int and 0 <= v < NUM_CLASSES for v in labels):  # no bools, floats, lists or strings
-        raise DataError(f"{path}: labels must be integers 0..{NUM_CLASSES - 1}; the file is corrupt")
+    if not all(type(v) is int and 0 <= v < classes for v in labels):  # no bools, floats, lists or strings
+        raise DataError(f"{path}: labels must be integers 0..{classes - 1}; the file is corrupt")
     labels = np.asarray(labels, np.int64)
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+# ---------------------------------------------------------------------------- a user's .npz
+
+def read_npz_split(path: Path, source: str, classes: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``x_<source>`` as float32 NHWC times ``scale`` and ``y_<source>`` as int64 from an ``.npz``, no pickles."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x, y = f[f"x_{source}"], f[f"y_{source}"]
+    except KeyError:
+        raise DataError(f"{path}: no x_{source} and y_{source} arrays; a dataset .npz holds x_train, y_train, "
+                        f"x_test and y_test") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz of arrays ({e})") from None
+    if x.ndim == 3:
+        x = x[..., None]  # one channel
+    if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
+        raise DataError(f"{path}: x_{source} {x.shape} and y_{source} {y.shape} must be n images (n, h, w[, c]) "
+                        f"and n labels")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"{path}: x_{source} must hold numbers, not {x.dtype}")
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() >= classes)):
+        raise DataError(f"{path}: y_{source} must hold integer classes 0..{classes - 1}")
+    images = x.astype(np.float32) * np.float32(scale)
+    if not np.isfinite(images).all():
+        raise DataError(f"{path}: x_{source} holds NaN or infinite values")
+    return images, y.astype(np.int64)
 
 
 # ---------------------------------------------------------------------------- locating and downloading
@@ -215,45 +324,36 @@ def _download_idx(spec: IdxDataset, name: str, folder: Path) -> str | None:
     return "; ".join(errors)
 
 
-def _download_cifar(folder: Path) -> str | None:
+def _download_cifar(spec: CifarBatches, folder: Path) -> str | None:
     try:
-        raw = _download(CIFAR10_URL, timeout=120.0)
+        raw = _download(spec.url, timeout=120.0)
     except OSError as e:
-        return f"{CIFAR10_URL}: {e}"
-    if _md5(raw) != CIFAR10_TAR_MD5:
-        return f"{CIFAR10_URL}: checksum mismatch"
+        return f"{spec.url}: {e}"
+    if _md5(raw) != spec.tar_md5:
+        return f"{spec.url}: checksum mismatch"
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
         tar_path = Path(tmp) / "cifar.tar.gz"
         tar_path.write_bytes(raw)
         with tarfile.open(tar_path) as tar:
             tar.extractall(tmp, filter="data")
-        for name in CIFAR10_TRAIN + CIFAR10_TEST + ("batches.meta",):
-            shutil.move(str(Path(tmp) / "cifar-10-batches-py" / name), folder / name)
+        for name in spec.train + spec.test + spec.extra:
+            shutil.move(str(Path(tmp) / Path(spec.folder).name / name), folder / name)
     return None
 
 
-def locate(dataset: str, names: tuple[str, ...], roots: list[Path], download: bool = True) -> Path:
+def locate(dataset: str | Dataset, names: tuple[str, ...], roots: list[Path], download: bool = True) -> Path:
     """The first folder holding all of ``names``; downloads into the first root if none does."""
-    if dataset == "cifar10":
-        sub, extra = CIFAR10_FOLDER, ()
-    else:
-        sub, extra = IDX_DATASETS[dataset].folder, IDX_DATASETS[dataset].system_folders
-    folders = [root / sub for root in roots] + [Path(p) for p in extra]
+    spec = dataset_of(dataset)
+    dataset, sub = spec.name, spec.format.folder
+    folders = [root / sub for root in roots] + [Path(p) for p in spec.format.system_folders]
     for folder in folders:
         if all((folder / n).is_file() for n in names):
             return folder
     target = folders[0]
     problem = "downloads are off"
     if download:
-        if dataset == "cifar10":
-            problem = _download_cifar(target)
-        else:
-            problems = [_download_idx(IDX_DATASETS[dataset], n, target)
-                        for n in names if not (target / n).is_file()]
-            # every file tried every mirror: name each mirror's failure once
-            failures = dict.fromkeys(part for p in problems if p for part in p.split("; "))
-            problem = "; ".join(failures) or None
+        problem = spec.format.download(names, target)
         if problem is None:
             return target
     missing = ", ".join(n for n in names if not (target / n).is_file())
@@ -263,12 +363,14 @@ def locate(dataset: str, names: tuple[str, ...], roots: list[Path], download: bo
                     f"holding {sub}/, or pass --data_dir")
 
 
-def files_of(dataset: str, splits: tuple[str, ...]) -> tuple[str, ...]:
-    """Every file the ``splits`` of ``dataset`` are read from."""
-    if dataset == "cifar10":
-        return (*CIFAR10_TRAIN, *CIFAR10_TEST) if "train" in splits or "validation" in splits else CIFAR10_TEST
-    names = [name for split in splits for name in SPLIT_FILES["test" if split == "test" else "train"]]
-    return tuple(dict.fromkeys(names))
+def files_of(dataset: str | Dataset, splits: tuple[str, ...]) -> tuple[str, ...]:
+    """Every file the ``splits`` of ``dataset`` are read from (with the held-out split's, when training)."""
+    spec = dataset_of(dataset)
+    sources = {spec.source_of(split) for split in splits}
+    if "train" in splits:
+        sources.add(spec.source_of(spec.held_out))
+    return tuple(dict.fromkeys(name for source in ("train", "test") if source in sources
+                               for name in spec.format.files(source)))  # an .npz holds every split
 
 
 # ---------------------------------------------------------------------------- splits
@@ -288,25 +390,25 @@ class Split:
         return self if n is None else Split(self.x[:n], self.y[:n], self.files)
 
 
-def load_split(dataset: str, split: str, roots: list[Path], download: bool = True) -> Split:
-    """``split`` is ``train`` (first 50,000 of the training file; all of it for CIFAR-10),
-    ``validation`` (last 10,000 of the training file) or ``test``."""
-    if dataset == "cifar10":
-        if split == "validation":
-            raise DataError("cifar10 has no validation split; the original validates on the test set")
-        names = CIFAR10_TEST if split == "test" else CIFAR10_TRAIN
-        folder = locate(dataset, names, roots, download)
-        parts = [read_cifar_batch(folder / n) for n in names]
-        return Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                     tuple(folder / n for n in names))
-    images, labels = SPLIT_FILES["test" if split == "test" else "train"]
-    folder = locate(dataset, (images, labels), roots, download)
-    x, y = read_idx_split(folder / images, folder / labels)
-    files = (folder / images, folder / labels)
-    if split == "train":
-        return Split(x[:-VALIDATION_SIZE], y[:-VALIDATION_SIZE], files)
+def load_split(dataset: str | Dataset, split: str, roots: list[Path], download: bool = True) -> Split:
+    """``split`` is ``train`` (the training file but its last ``validation_size`` images), ``validation``
+    (those last images) or ``test``."""
+    spec = dataset_of(dataset)
+    if split == "validation" and not spec.validation_size:
+        raise DataError(f"{spec.name} has no validation split; it validates on the test set")
+    source = "test" if split == "test" else "train"
+    names = spec.format.files(source)
+    folder = locate(spec, names, roots, download)
+    x, y = spec.format.read(folder, source, spec.classes)
+    if spec.eval_preprocess is None and x.shape[1:] != spec.input_shape:
+        raise DataError(f"{spec.name}: images of {folder / names[0]} are {x.shape[1:]}; the dataset's networks "
+                        f"take {spec.input_shape}")
+    files = tuple(folder / n for n in names)
+    held = spec.validation_size if source == "train" else 0
+    if split == "train" and held:
+        return Split(x[:-held], y[:-held], files)
     if split == "validation":
-        return Split(x[-VALIDATION_SIZE:], y[-VALIDATION_SIZE:], files)
+        return Split(x[-held:], y[-held:], files)
     return Split(x, y, files)
 
 
@@ -314,12 +416,16 @@ def load_split(dataset: str, split: str, roots: list[Path], download: bool = Tru
 
 def cifar_eval_preprocess(images: np.ndarray) -> tf.Tensor:
     """The original's test path: central 24x24 crop, then per-image standardization."""
+    import tensorflow as tf
+
     x = tf.image.resize_with_crop_or_pad(tf.cast(images, tf.float32), CIFAR_CROP, CIFAR_CROP)
     return tf.image.per_image_standardization(x)
 
 
 def _cifar_augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """The original's training path, with stateless ops so that a seed fixes every draw."""
+    import tensorflow as tf
+
     seeds = tf.random.experimental.stateless_split(seed, 4)
     x = tf.image.stateless_random_crop(tf.cast(image, tf.float32), [CIFAR_CROP, CIFAR_CROP, 3], seeds[0])
     x = tf.image.stateless_random_flip_left_right(x, seeds[1])
@@ -328,12 +434,13 @@ def _cifar_augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.image.per_image_standardization(x)
 
 
-def eval_inputs(dataset: str, split: Split) -> np.ndarray:
+def eval_inputs(dataset: str | Dataset, split: Split) -> np.ndarray:
     """Network inputs of the evaluation path, as float32 NHWC."""
-    return np.asarray(cifar_eval_preprocess(split.x)) if dataset == "cifar10" else split.x
+    preprocess = dataset_of(dataset).eval_preprocess
+    return np.asarray(preprocess(split.x)) if preprocess else split.x
 
 
-def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch: int,
+def train_batches(dataset: str | Dataset, split: Split, batch_size: int, seed: int, epoch: int,
                   skip: int = 0, shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     """One epoch of shuffled training batches; ``(seed, epoch)`` fixes order and augmentation.
 
@@ -342,6 +449,8 @@ def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch:
     the ``i``-th of ``n`` equal slices of every batch: one worker's part of a distributed run,
     with the same images and augmentation draws as the whole batch has on one device.
     """
+    import tensorflow as tf
+
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(split))
     seeds = rng.integers(0, 2 ** 31 - 1, size=(len(split), 2), dtype=np.int64)  # drawn whole: skip keeps them
@@ -356,9 +465,10 @@ def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch:
         seeds = seeds.reshape(-1, batch_size, 2)[:, part].reshape(-1, 2)
         batch_size = width
     x, y = split.x[order], split.y[order]
-    if dataset == "cifar10":
+    augment = dataset_of(dataset).augment
+    if augment is not None:
         ds = tf.data.Dataset.from_tensor_slices((x, y, seeds))
-        ds = ds.map(lambda img, lab, s: (_cifar_augment(img, s), lab), num_parallel_calls=tf.data.AUTOTUNE,
+        ds = ds.map(lambda img, lab, s: (augment(img, s), lab), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
     else:
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -366,4 +476,68 @@ def train_batches(dataset: str, split: Split, batch_size: int, seed: int, epoch:
 
 
 def eval_batches(inputs: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    import tensorflow as tf
+
     return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------- the datasets
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One dataset, described once; every loader and pipeline reads this and nothing else.
+
+    Args:
+        name: what a :class:`common.networks.Network` names as its ``dataset``.
+        format: its files and how they are read and downloaded (:class:`IdxDataset`,
+            :class:`CifarBatches` or :class:`NpzArrays`).
+        input_shape: ``(height, width, channels)`` of the network input (after ``eval_preprocess``).
+        classes: labels are ``0 .. classes - 1``.
+        validation_size: the last images of the training file held out for validation; 0 holds out
+            the test set instead (as the original did for CIFAR-10).
+        eval_preprocess: stored images to network inputs on the evaluation path; None: as stored.
+        augment: ``(image, seed) -> network input`` on the training path (stateless ops, so that a
+            seed fixes every draw); None: as stored.
+    """
+
+    name: str
+    format: IdxDataset | CifarBatches | NpzArrays
+    input_shape: tuple[int, int, int]
+    classes: int = 10
+    validation_size: int = 0
+    eval_preprocess: Callable[[np.ndarray], tf.Tensor | np.ndarray] | None = None
+    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None
+
+    @property
+    def held_out(self) -> str:
+        """The split training reports after every epoch: ``validation``, or ``test`` if none is held out."""
+        return "validation" if self.validation_size else "test"
+
+    def source_of(self, split: str) -> str:
+        """The files a split is read from: ``train`` or ``test``."""
+        return "test" if split == "test" or (split == "validation" and not self.validation_size) else "train"
+
+
+DATASETS: dict[str, Dataset] = {}
+
+
+def register(dataset: Dataset) -> Dataset:
+    """Add ``dataset`` to :data:`DATASETS` (replacing an entry of the same name); returns it."""
+    DATASETS[dataset.name] = dataset
+    return dataset
+
+
+def dataset_of(dataset: str | Dataset) -> Dataset:
+    """The description of ``dataset`` (a name in :data:`DATASETS`, or a description itself)."""
+    if isinstance(dataset, Dataset):
+        return dataset
+    if dataset not in DATASETS:
+        raise DataError(f"no dataset called {dataset!r}; known: {', '.join(DATASETS)} (common.data.register adds one)")
+    return DATASETS[dataset]
+
+
+register(Dataset("mnist", MNIST, (28, 28, 1), validation_size=VALIDATION_SIZE))
+register(Dataset("fashion_mnist", FASHION_MNIST, (28, 28, 1), validation_size=VALIDATION_SIZE))
+register(Dataset("cifar10", CifarBatches(CIFAR10_FOLDER, CIFAR10_URL, CIFAR10_TAR_MD5, CIFAR10_TRAIN, CIFAR10_TEST,
+                                         extra=("batches.meta",)),
+                 (CIFAR_CROP, CIFAR_CROP, 3), eval_preprocess=cifar_eval_preprocess, augment=_cifar_augment))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from common.cli import CPU_REPLICAS_ENV, STRATEGY_ENV
+from common.env import CPU_REPLICAS_ENV, STRATEGY_ENV
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -26,7 +26,7 @@ _STARTED: dict[str, tf.distribute.Strategy] = {}
 
 
 def start(name: str, cpu_replicas: int = 1) -> None:
-    """Set up what TensorFlow allows only before it starts (:mod:`common.compat` calls this first).
+    """Set up what TensorFlow allows only before it starts (:func:`common.startup.start` calls this first).
 
     ``cpu_replicas > 1`` splits the CPU into logical devices; ``multi_worker`` starts this
     worker's server and collective ops from ``TF_CONFIG``.
@@ -44,7 +44,7 @@ def cpu_devices(replicas: int) -> list[str]:
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(devices) < replicas:
         raise DistributeError(f"--cpu_replicas {replicas}: TensorFlow started with {len(devices)} CPU device(s); "
-                              f"set {CPU_REPLICAS_ENV}={replicas} before importing common (the scripts' "
+                              f"set {CPU_REPLICAS_ENV}={replicas} before TensorFlow starts (the scripts' "
                               f"--cpu_replicas does this)")
     return devices[:replicas]
 
@@ -66,7 +66,7 @@ def make_strategy(name: str, cpu_replicas: int = 1) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()  # every local GPU, else the CPU
     if name not in _STARTED:
         raise DistributeError(f"--strategy multi_worker must be chosen before TensorFlow starts: set "
-                              f"{STRATEGY_ENV}=multi_worker before importing common (the scripts' --strategy "
+                              f"{STRATEGY_ENV}=multi_worker before TensorFlow starts (the scripts' --strategy "
                               f"does this)")
     return _STARTED[name]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
 import tensorlayer as tl

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from common import compat  # quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
+
+from common import compat
 from common.layers import QuantizedReLU
-from common.networks import Network
+from common.networks import OUTPUT_NAME, Network, layer_names
 from common.precision import Conv2d, Dense
 import tensorlayer as tl
-
-
-def layer_names(index: int) -> tuple[str, str]:
-    """Names of hidden layer ``index`` (1-based): its convolution and its BatchNorm."""
-    return f"conv{index}", f"bn{index}"
-
-
-OUTPUT_NAME = "output"
 
 
 def build_ann(network: Network, k: int | None, precision: str = "float32") -> tl.models.Model:

@@ -42,6 +42,15 @@ def P2(filters: int) -> Conv:  # noqa: N802 - the paper's name for its learned p
     return Conv(filters, 2, stride=2, padding="VALID")
 
 
+def layer_names(index: int) -> tuple[str, str]:
+    """Names of hidden layer ``index`` (1-based): its convolution and its BatchNorm (the ANN's layers and
+    the checkpoint's keys)."""
+    return f"conv{index}", f"bn{index}"
+
+
+OUTPUT_NAME = "output"  # the output layer's name
+
+
 @dataclasses.dataclass(frozen=True)
 class Network:
     """One network: its input, its hidden layers and its output classes."""

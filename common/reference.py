@@ -7,9 +7,9 @@ network description. It decides a level the slow, obvious way: a float64 integra
 rigorous error bound, and where that bound straddles a level boundary, the exact integral
 in rational arithmetic (:class:`fractions.Fraction`), rounded once by ``float()``.
 
-Two neuron rules sit side by side, each a small object with one ``step``:
-:class:`LosslessIF` (this package's: fire toward the ANN's level of the exact potential)
-and :class:`OriginalIF` (the original code's running float64 membrane and shadow potential).
+It runs every rule of :mod:`common.neurons`: the level rules (``lossless``, ``no_negative``)
+from the exact level of each neuron's input so far, with the same ``step`` the fast simulator
+runs, and the ``original`` rule from each step's float64 synaptic current. Imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from common.convert import SpikingLayer, SpikingNetwork
+from common import neurons
 from common.networks import Conv
 from common.results import SimulationResult
+from common.spiking_network import SpikingLayer, SpikingNetwork
 
 ROUNDING_OFFSET = np.float32(1e-5)
 FLOAT32_TINY = np.finfo(np.float32).tiny
@@ -89,79 +90,40 @@ def readout(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return low
 
 
-class LosslessIF:
-    """This package's rule (NumPy twin of :class:`common.snn.NegativeSpikeIF`): fire +1 or -1
-    toward the level of the exact potential of the input so far, one spike per step at most."""
+class LevelNeurons:
+    """A layer of neurons that fire by a level rule: from the exact level of all input so far."""
 
-    name = "lossless"
-
-    def __init__(self, layer: SpikingLayer, k: int):
+    def __init__(self, rule: type[neurons.LevelRule], layer: SpikingLayer):
+        self.rule = rule
         self.synapses = Synapses(layer)
 
     def reset(self, shape: tuple[int, ...]) -> None:
         self.count = np.zeros(shape, np.float32)
 
-    def step(self, current: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
-        del current  # the level comes from the exact integral of all input so far
-        spike = np.clip(self.synapses.levels(cumulative_input) - self.count, -1, 1)
-        self.count += spike
+    def step(self, cumulative_input: np.ndarray) -> np.ndarray:
+        spike, self.count = self.rule.step(self.synapses.levels(cumulative_input), self.count, np)
         return spike
 
 
-class OriginalIF:
-    """The original code's rule (``spiking_ulils.Conv2d.forward``), for regenerating its logs.
-
-    A float64 membrane ``mem`` sums the step's synaptic currents; a shadow ``mem_q`` starts
-    at a per-channel ``bound`` half a threshold below the folded bias and moves one threshold
-    per spike. With ``diff = max(mem, bound) - mem_q``, the neuron fires +1 if ``diff >
-    threshold``, -1 if ``diff < -1e-5`` (in membrane units). ``threshold`` and ``bound`` are
-    computed as the original did, in float32 from BatchNorm's statistics, then kept in float64.
-    """
-
-    name = "original"
-
-    def __init__(self, layer: SpikingLayer, k: int):
-        if layer.batchnorm is None:
-            raise ValueError("the original rule needs the layer's BatchNorm statistics")
-        beta, gamma, mean, var = (np.asarray(a, np.float32) for a in layer.batchnorm)
-        std = np.sqrt(var + np.float32(1e-5))
-        threshold = np.float32(2 ** -k * 2 ** k) * std / gamma
-        self.threshold = threshold.astype(np.float64)
-        self.bound = ((np.float32(1 / 2 ** (k + 1)) - beta) * (np.float32(2 ** k) * std) / gamma
-                      + np.float32(2 ** k) * mean - threshold).astype(np.float64)
-
-    def reset(self, shape: tuple[int, ...]) -> None:
-        self.mem = np.zeros(shape)
-        self.mem_q = np.broadcast_to(self.bound, shape).copy()
-
-    def step(self, current: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
-        del cumulative_input
-        self.mem = self.mem + current
-        diff = np.maximum(self.mem, self.bound) - self.mem_q
-        up, down = diff > self.threshold, diff < -1e-5
-        self.mem_q = np.where(up, self.mem_q + self.threshold, np.where(down, self.mem_q - self.threshold, self.mem_q))
-        return np.where(up, 1.0, np.where(down, -1.0, 0.0)).astype(np.float32)
-
-
-RULES = {rule.name: rule for rule in (LosslessIF, OriginalIF)}
-
-
-def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int, rule: str = "lossless") -> SimulationResult:
-    """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``)."""
+def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int,
+             rule: str = neurons.DEFAULT_RULE) -> SimulationResult:
+    """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``) with the neuron
+    rule called ``rule`` (see :data:`common.neurons.RULES`)."""
     batch = len(x)
     shapes = sn.network.shapes()[1:]
     result = SimulationResult.empty(shapes, sn.network.classes, batch, time_steps)
-    neurons = [RULES[rule](layer, sn.k) for layer in sn.layers]
-    for neuron, shape in zip(neurons, shapes):
+    kind = neurons.rule(rule)
+    by_level = issubclass(kind, neurons.LevelRule)
+    layers = [LevelNeurons(kind, layer) if by_level else kind(layer, sn.k) for layer in sn.layers]
+    for neuron, shape in zip(layers, shapes):
         neuron.reset((batch, *shape))
     cumulative = [np.zeros((batch, *shape), np.float32) for shape in shapes]
     covers = [(cover[None, :, :, None], fanout) for cover, fanout in sn.synop_weights()]
     image = np.asarray(x, np.float32)
     for t in range(time_steps):
         spikes_in, cumulative_in = (image if t == 0 else np.zeros_like(image)), image
-        for i, (layer, neuron) in enumerate(zip(sn.layers, neurons)):
-            current = conv2d(spikes_in, layer.kernel, layer.conv) if rule == "original" else None
-            spike = neuron.step(current, cumulative_in)
+        for i, (layer, neuron) in enumerate(zip(sn.layers, layers)):
+            spike = neuron.step(cumulative_in) if by_level else neuron.step(conv2d(spikes_in, layer.kernel, layer.conv))
             cumulative[i] += spike
             magnitude = np.abs(spike)
             result.spikes[t, i] = magnitude.sum(axis=(1, 2, 3))
@@ -170,7 +132,7 @@ def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int, rule: str = "lo
             result.synops[t] += (magnitude * cover).sum(axis=(1, 2, 3)).astype(np.int64) * fanout
             spikes_in, cumulative_in = spike, cumulative[i]
         flat = cumulative[-1].reshape(batch, -1)
-        if rule == "original":  # the original's float64 product
+        if kind.readout == "float64":  # the original's float64 product
             output = (flat @ sn.output_weights.astype(np.float64)).astype(np.float32)
         else:
             output = readout(flat, sn.output_weights)

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
-from common import checkpoint, convert, data, distribute, logs, provenance, reference
+from common import checkpoint, convert, data, distribute, logs, neurons, provenance, reference
 from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
@@ -36,7 +35,7 @@ class SpikingConfig:
     noise_ratio: float = 0.0
     seed: int | None = None
     simulator: str = "fast"  # or "reference"
-    neuron_rule: str = "lossless"  # or "original" (the reference simulator)
+    neuron_rule: str = neurons.DEFAULT_RULE  # a name in common.neurons.RULES
     early_exit: bool = True
     tensorboard: Path | None = None
     strategy: tf.distribute.Strategy | None = None  # None: one device
@@ -110,7 +109,9 @@ class _Replica:
     def __init__(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, weights: checkpoint.Checkpoint, device: str):
         self.cfg, self.sn, self.device = cfg, sn, device
         with tf.device(device):
-            self.fast = FastSimulator(sn, early_exit=cfg.early_exit)
+            # a rule the fast simulator cannot run is simulated on the reference; the fast one still gives the ANN
+            rule = cfg.neuron_rule if neurons.rule(cfg.neuron_rule).fast else neurons.DEFAULT_RULE
+            self.fast = FastSimulator(sn, early_exit=cfg.early_exit, rule=rule)
             model = build_ann(cfg.network, cfg.k)
             checkpoint.assign(model, weights)
         self.float32_forward = tf.function(lambda x: model(x, is_train=False), reduce_retracing=True)
@@ -118,7 +119,7 @@ class _Replica:
     def tally(self, x: np.ndarray, x_spikes: np.ndarray, y: np.ndarray, simulator: str, stop) -> BatchTally:
         cfg, scale = self.cfg, float(2 ** self.cfg.k)
         with tf.device(self.device):
-            ann = self.fast.ann(x * scale)  # exact levels and output, independent of batch shape, device and CPU
+            ann = self.fast.exact_ann(x * scale)  # exact levels and output, independent of batch shape, device and CPU
             if simulator == "fast":
                 result = self.fast.simulate(x_spikes, cfg.time_steps, stop=stop)
             else:
@@ -148,7 +149,7 @@ def run(cfg: SpikingConfig) -> dict:
             logs.check_writable(cfg.tensorboard)
     net, k, scale = cfg.network, cfg.k, float(2 ** cfg.k)
     weights = checkpoint.load(cfg.checkpoint, net, k)
-    simulator = "reference" if cfg.neuron_rule != "lossless" else cfg.simulator
+    simulator = cfg.simulator if neurons.rule(cfg.neuron_rule).fast else "reference"
     devices = distribute.local_devices(strategy)
     where = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
     print(f"{net.name} k={k}: checkpoint {cfg.checkpoint}, {cfg.time_steps} time steps, {simulator} simulator, "

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import compat  # noqa: F401 - quiets TensorFlow's start-up: imported before it
 import tensorflow as tf
 
 from common import checkpoint, data, distribute, provenance
@@ -190,16 +189,15 @@ def _run_training(cfg: TrainConfig, strategy: tf.distribute.Strategy, started: f
 
 def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray,
                         eval_step: Callable, stop: Callable[[], bool] = lambda: False) -> float:
-    """Test accuracy of the quantized ANN computed exactly (:meth:`common.snn.FastSimulator.ann`): the same
+    """Test accuracy of the quantized ANN computed exactly (:class:`common.exact_ann.ExactANN`): the same
     number on any CPU and the one the spiking runs compare against. The float32 forward can differ at
     rounding near-ties; how often is printed. The FP32 baseline is evaluated in float32."""
     if cfg.k is None:
         return evaluate(model, inputs, labels, cfg.batch_size, eval_step, stop)[1]
     from common import convert
-    from common.snn import FastSimulator
+    from common.exact_ann import ExactANN
 
-    weights = checkpoint.model_weights(model)
-    exact_ann = FastSimulator(convert.convert(cfg.network, cfg.k, weights)).ann
+    exact_ann = ExactANN(convert.convert(cfg.network, cfg.k, checkpoint.model_weights(model)))
     scale = float(2 ** cfg.k)
     correct = differ = 0
     for start in range(0, len(labels), cfg.batch_size):
@@ -231,7 +229,7 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
     if strategy.num_replicas_in_sync > 1 and len(train) < cfg.batch_size:
         raise distribute.DistributeError(f"{len(train)} training images do not fill one --batch_size "
                                          f"{cfg.batch_size} batch to split over replicas; lower --batch_size")
-    held_out_name = "test" if dataset == "cifar10" else "validation"
+    held_out_name = data.dataset_of(dataset).held_out
     held_out = data.load_split(dataset, held_out_name, cfg.roots)
     held_inputs = data.eval_inputs(dataset, held_out)
     history: dict = {"runs": [], "epochs": []}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["NEGSPIKE_CPU_REPLICAS"] = "2"  # two logical CPU devices, for the tests of --strategy mirrored
 
-from common import compat  # noqa: E402,F401 - configures TensorFlow and TensorLayer first
+from common import startup  # noqa: E402
+
+startup.start(cpu_replicas=2)  # quietly, before any test imports TensorFlow; two CPU devices for --strategy mirrored
 
 
 @pytest.fixture

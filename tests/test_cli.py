@@ -68,7 +68,7 @@ def run(script, *args):
     (SPIKING, ["--noise_ratio", "-0.5"], "flag --noise_ratio=-0.5"),
     (SPIKING, ["--noise_ratio", "nan"], "--noise_ratio must be a finite number"),
     (SPIKING, ["--time_steps", "10000000"], "flag --time_steps=10000000"),
-    (SPIKING, ["--neuron_rule", "mine"], "value should be one of <lossless|original>"),
+    (SPIKING, ["--neuron_rule", "mine"], "value should be one of <lossless|no_negative|original>"),
     (SPIKING, ["--k", "-1"], "flag --k=-1"),
     (SPIKING, ["--simulator", "gpu"], "value should be one of <fast|reference>"),
 ])

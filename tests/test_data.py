@@ -141,12 +141,12 @@ def test_download_checks_checksums(tmp_path, mirror, monkeypatch):
     write_idx_dataset(served, 10, 12, np.random.default_rng(0))
     md5 = {p.name: hashlib.md5(gzip.decompress(p.read_bytes())).hexdigest() for p in served.iterdir()}
     good = dataclasses.replace(data.MNIST, mirrors=(url,), md5=md5)
-    monkeypatch.setitem(data.IDX_DATASETS, "mnist", good)
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.DATASETS["mnist"], format=good))
     split = data.load_split("mnist", "test", [tmp_path / "root"])
     assert len(split) == 12 and (tmp_path / "root" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
 
     bad = dataclasses.replace(good, md5={**md5, "train-images-idx3-ubyte.gz": "0" * 32})
-    monkeypatch.setitem(data.IDX_DATASETS, "mnist", bad)
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.DATASETS["mnist"], format=bad))
     with pytest.raises(data.DataError, match="checksum mismatch"):
         data.load_split("mnist", "train", [tmp_path / "other"])
     assert not (tmp_path / "other" / "mnist" / "train-images-idx3-ubyte.gz").exists()
@@ -171,3 +171,67 @@ def test_training_batches_are_repeatable_and_drop_the_remainder(rng):
     assert all(np.array_equal(p, q) for p, q in zip(a, b)) and not np.array_equal(a[0], c[0])
     skipped = [x.numpy() for x, _ in data.train_batches("cifar10", split, 200, seed=3, epoch=1, skip=1)]
     assert len(skipped) == 1 and np.array_equal(skipped[0], a[1])
+
+
+def test_files_of_each_dataset_follow_its_description():
+    assert data.files_of("mnist", ("test",)) == data.SPLIT_FILES["test"]
+    assert data.files_of("mnist", ("train", "test")) == (*data.SPLIT_FILES["train"], *data.SPLIT_FILES["test"])
+    assert data.files_of("cifar10", ("train",)) == (*data.CIFAR10_TRAIN, *data.CIFAR10_TEST)  # validates on test
+    assert data.files_of("cifar10", ("test",)) == data.CIFAR10_TEST
+    assert [data.DATASETS[n].held_out for n in ("mnist", "fashion_mnist", "cifar10")] == ["validation"] * 2 + ["test"]
+
+
+def test_cifar100_batches_are_read_by_their_label_key(tmp_path, rng):
+    """CIFAR-100's batches name their labels b'fine_labels'; the format says which key to read."""
+    batch = {b"fine_labels": [int(v) for v in rng.integers(0, 100, 4)],
+             b"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8)}
+    with open(tmp_path / "test", "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+    x, y = data.read_cifar_batch(tmp_path / "test", b"fine_labels", classes=100)
+    assert x.shape == (4, 32, 32, 3) and y.tolist() == batch[b"fine_labels"]
+    with pytest.raises(data.DataError, match="b'labels'"):
+        data.read_cifar_batch(tmp_path / "test")
+
+
+@pytest.fixture
+def own_npz(tmp_path, monkeypatch, rng):
+    """A user's own dataset: 8x8 one-channel uint8 images in an .npz, registered as one entry."""
+    arrays = {"x_train": rng.integers(0, 17, (30, 8, 8)).astype(np.uint8), "y_train": rng.integers(0, 3, 30),
+              "x_test": rng.integers(0, 17, (7, 8, 8)).astype(np.uint8), "y_test": rng.integers(0, 3, 7)}
+    (tmp_path / "own").mkdir()
+    np.savez(tmp_path / "own" / "data.npz", **arrays)
+    monkeypatch.setitem(data.DATASETS, "own", data.Dataset("own", data.NpzArrays("own", scale=1 / 16), (8, 8, 1),
+                                                           classes=3, validation_size=10))
+    return arrays
+
+
+def test_a_users_npz_is_one_dataset_entry(tmp_path, own_npz):
+    roots = [tmp_path]
+    train, held, test = (data.load_split("own", s, roots) for s in ("train", "validation", "test"))
+    assert (len(train), len(held), len(test)) == (20, 10, 7)
+    np.testing.assert_array_equal(test.x[..., 0], own_npz["x_test"].astype(np.float32) / 16)
+    np.testing.assert_array_equal(held.y, own_npz["y_train"][20:])
+    assert test.files == (tmp_path / "own" / "data.npz",)
+    assert data.files_of("own", ("train", "test")) == ("data.npz",)
+    batches = [x.numpy() for x, _ in data.train_batches("own", train, 8, seed=0, epoch=0)]
+    assert len(batches) == 2 and batches[0].shape == (8, 8, 8, 1)
+    np.testing.assert_array_equal(data.eval_inputs("own", test), test.x)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((3, 8, 8))}, "no x_test and y_test arrays"),
+    ({"x_test": np.zeros((3, 8, 8)), "y_test": np.array([0, 1, 5])}, r"integer classes 0\.\.2"),
+    ({"x_test": np.zeros((3, 8, 8)), "y_test": np.array([0, 1])}, "n images"),
+    ({"x_test": np.zeros((3, 9, 8)), "y_test": np.array([0, 1, 2])}, r"take \(8, 8, 1\)"),
+    ({"x_test": np.full((3, 8, 8), np.nan), "y_test": np.array([0, 1, 2])}, "NaN"),
+])
+def test_a_wrong_npz_is_refused_in_one_line(tmp_path, own_npz, arrays, message):
+    np.savez(tmp_path / "own" / "data.npz", **arrays)
+    with pytest.raises(data.DataError, match=message) as err:
+        data.load_split("own", "test", [tmp_path], download=False)
+    assert "\n" not in str(err.value)
+
+
+def test_an_unknown_dataset_names_the_known_ones():
+    with pytest.raises(data.DataError, match="known: mnist, fashion_mnist, cifar10"):
+        data.load_split("imagenet", "test", [])

@@ -9,27 +9,34 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tensorflow.experimental.numpy as tnp
 
-from common import checkpoint, convert, exact, logs, reference
-from common.convert import SpikingLayer, SpikingNetwork
+from common import checkpoint, convert, exact, logs, neurons, reference
 from common.model import build_ann
 from common.networks import NETWORKS, Conv, Network
 from common.results import SimulationResult
-from common.snn import FastSimulator, NegativeSpikeIF
+from common.neurons import NegativeSpikeIF, PositiveSpikeIF
+from common.snn import FastSimulator
+from common.spiking_network import SpikingLayer, SpikingNetwork
 from conftest import ROOT
 from helpers import random_images, random_weights
 
-SAMPLES = {"mnist_lenet": 5, "fashion_lenet": 3, "fashion_mlp": 7, "cifar10_cnn1": 1, "cifar10_cnn2": 1}
 SEEDS = {name: i for i, name in enumerate(sorted(NETWORKS))}  # fixed seeds: never hash(), which varies per run
 RESULT_FIELDS = ("predictions", "spikes", "net", "synops", "settle", "output")
+NEURON_BUDGET = 100_000  # hidden neurons per test batch: keeps every network's tests to seconds
+LARGE = 100_000  # hidden neurons per image above which the slow NumPy reference gets one image, few steps
+
+
+def samples_of(network: Network) -> int:
+    """Test images for ``network``: as many as fit the budget, from 1 to 7 (7 = a prime no batch size divides)."""
+    return int(np.clip(NEURON_BUDGET // network.hidden_neurons(), 1, 7))
 
 
 def network_and_inputs(name: str, k: int) -> tuple[SpikingNetwork, np.ndarray, dict]:
     network = NETWORKS[name]
     rng = np.random.default_rng([SEEDS[name], k])
     weights = random_weights(network, rng)
-    return convert.convert(network, k, weights), random_images(network, SAMPLES[name], rng) * 2 ** k, weights
+    return convert.convert(network, k, weights), random_images(network, samples_of(network), rng) * 2 ** k, weights
 
 
 def assert_same_result(a: SimulationResult, b: SimulationResult) -> None:
@@ -58,7 +65,7 @@ def test_conversion_is_lossless(name, k):
     sim = FastSimulator(sn)
     result = sim.simulate(x, 400)
     assert (result.settle > 0).all(), f"not settled within 400 steps: {result.settle}"
-    ann = sim.ann(x)
+    ann = sim.exact_ann(x)
     for i, (counts, level) in enumerate(zip(result.counts, ann[:-1])):
         np.testing.assert_array_equal(counts, level, err_msg=f"layer {i + 1}")
     np.testing.assert_array_equal(result.output, ann[-1])
@@ -76,8 +83,9 @@ def test_conversion_is_lossless(name, k):
 def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     """Random float32 weights (not dyadic): every count of every step agrees with the NumPy oracle."""
     sn, x, _ = network_and_inputs(name, k)
-    steps = 3 if name.startswith("cifar") else 25
-    x = x[:1] if name.startswith("cifar") else x
+    large = NETWORKS[name].hidden_neurons() > LARGE
+    steps = 3 if large else 25
+    x = x[:1] if large else x
     assert_same_result(FastSimulator(sn).simulate(x, steps), reference.simulate(sn, x, steps))
 
 
@@ -135,7 +143,7 @@ def test_levels_that_floating_point_cannot_decide_are_decided_exactly(big):
     sn = cancelling_network(big)
     x = np.ones((3, 1, 1, 1), np.float32)
     sim = FastSimulator(sn)
-    ann = sim.ann(x)
+    ann = sim.exact_ann(x)
     np.testing.assert_array_equal(ann[1][:, 0, 0, 0], [1, 1, 1])
     result = sim.simulate(x, 5)
     np.testing.assert_array_equal(result.counts[1][:, 0, 0, 0], [1, 1, 1])
@@ -155,20 +163,51 @@ def test_exact_integrals_match_rational_arithmetic():
         assert value == float(truth)
 
 
-def test_neuron_fires_at_most_one_spike_per_step_and_tracks_its_level():
-    levels = tf.constant([[7.0, 0.0, 0.0, 3.0, 1.0]])
-    count = tf.zeros_like(levels)
+@pytest.mark.parametrize("xp", [np, tnp], ids=["numpy", "tensorflow"])
+def test_neuron_fires_at_most_one_spike_per_step_and_tracks_its_level(xp):
+    levels = xp.asarray([[7.0, 0.0, 0.0, 3.0, 1.0]], np.float32)
+    count = xp.zeros_like(levels)
     trains = []
     for _ in range(9):
-        spike, count = NegativeSpikeIF.step(levels, count)
-        trains.append(spike.numpy()[0])
+        spike, count = NegativeSpikeIF.step(levels, count, xp)
+        trains.append(np.asarray(spike)[0])
     trains = np.array(trains)
     assert set(np.unique(trains)) <= {-1.0, 0.0, 1.0}
-    np.testing.assert_array_equal(count.numpy()[0], [7, 0, 0, 3, 1])
+    np.testing.assert_array_equal(np.asarray(count)[0], [7, 0, 0, 3, 1])
     np.testing.assert_array_equal(trains[:, 0], [1, 1, 1, 1, 1, 1, 1, 0, 0])  # one spike per step
     # a level that falls below what was signalled is answered with negative spikes
-    spike, count = NegativeSpikeIF.step(tf.constant([[1.0, 0.0, 0.0, 3.0, 0.0]]), count)
-    np.testing.assert_array_equal(spike.numpy()[0], [-1, 0, 0, 0, -1])
+    spike, count = NegativeSpikeIF.step(xp.asarray([[1.0, 0.0, 0.0, 3.0, 0.0]], np.float32), count, xp)
+    np.testing.assert_array_equal(np.asarray(spike)[0], [-1, 0, 0, 0, -1])
+    # without negative spikes the same fall is never answered: the count keeps the highest level reached
+    spike, kept = PositiveSpikeIF.step(xp.asarray([[1.0, 0.0, 0.0, 4.0, 0.0]], np.float32), count, xp)
+    np.testing.assert_array_equal(np.asarray(spike)[0], [0, 0, 0, 1, 0])
+    np.testing.assert_array_equal(np.asarray(kept)[0], [7, 0, 0, 4, 1])
+
+
+@pytest.mark.parametrize("name, k", [("mnist_lenet", 1), ("fashion_mlp", 0), ("fashion_lenet", 2)])
+def test_no_negative_rule_runs_the_same_on_both_simulators_and_never_fires_negative(name, k):
+    sn, x, _ = network_and_inputs(name, k)
+    fast = FastSimulator(sn, rule="no_negative")
+    result = fast.simulate(x, 60)
+    assert_same_result(result, reference.simulate(sn, x, 60, "no_negative"))
+    np.testing.assert_array_equal(result.net, result.spikes)  # every spike is +1
+    assert (result.settle > 0).all()
+    lossless = FastSimulator(sn).simulate(x, 60)
+    assert any((a != b).any() for a, b in zip(result.counts, lossless.counts))  # the ablation loses something
+
+
+def test_the_neuron_rule_flag_is_drawn_from_the_registry():
+    from absl import flags
+
+    from common import cli
+
+    fv = flags.FlagValues()
+    cli.define_snn_flags(time_steps=20, fv=fv)
+    assert fv["neuron_rule"].enum_values == list(neurons.RULES) == ["lossless", "no_negative", "original"]
+    assert all(rule.help in fv["neuron_rule"].help for rule in neurons.RULES.values())
+    assert [name for name, rule in neurons.RULES.items() if rule.fast] == ["lossless", "no_negative"]
+    with pytest.raises(ValueError, match="reference simulator only"):
+        FastSimulator(tiny_network(batchnorm=True), rule="original")
 
 
 def tiny_network(batchnorm: bool = False) -> SpikingNetwork:
