@@ -19,17 +19,19 @@ import tensorflow as tf
 
 import tensorlayer as tl
 
-BN_EPSILON = 1e-5  # TensorLayer's default, used by training and by the converter
+from common.exact import BN_EPSILON  # TensorLayer's default, shared with the converter
 
 
 def batchnorm_scale_shift(gamma: tf.Tensor, beta: tf.Tensor, mean: tf.Tensor, var: tf.Tensor,
                           epsilon: float = BN_EPSILON) -> tuple[tf.Tensor, tf.Tensor]:
     """Return ``(scale, shift)`` with ``bn(z) = z * scale + shift``.
 
-    The same operations, in the same order, as ``tensorlayer.layers.normalization.
-    batch_normalization``; the converter calls this too, so the SNN sees the ANN's bits.
+    The operations of ``tensorlayer.layers.normalization.batch_normalization``, in its order,
+    except the inverse square root: float64 rounded once to float32, the same bits on every CPU
+    (:func:`common.exact.inverse_sqrt`, which the converter uses, so the SNN sees the ANN's bits).
     """
-    scale = tf.math.rsqrt(var + epsilon) * gamma
+    inv_std = tf.cast(1.0 / tf.sqrt(tf.cast(var + epsilon, tf.float64)), tf.float32)
+    scale = inv_std * gamma
     return scale, beta - mean * scale
 
 

@@ -13,24 +13,25 @@ original's ``threshold = sqrt(var + eps) / gamma`` silently assumed gamma > 0.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
-from common import compat
 from common.checkpoint import CheckpointError
+from common.exact import BN_EPSILON, inverse_sqrt
 from common.networks import OUTPUT_NAME, Network, layer_names
 from common.spiking_network import SpikingLayer, SpikingNetwork, synapse_cover  # noqa: F401 - the converter's types
 
 
 def fold_batchnorm(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
-                   k: int, epsilon: float = compat.BN_EPSILON) -> tuple[np.ndarray, np.ndarray]:
+                   k: int, epsilon: float = BN_EPSILON) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(scale, bias)`` of the spiking neurons that replace BN + quantized ReLU.
 
-    Uses the ANN's own BatchNorm arithmetic (:func:`compat.batchnorm_scale_shift`), so the
+    The ANN's own BatchNorm arithmetic, ``scale = inverse_sqrt(var + eps) * gamma`` and
+    ``shift = beta - mean * scale`` in float32 (:func:`common.compat.batchnorm_scale_shift`), so the
     potential equals the ANN's scaled pre-activation bit for bit; ``2^k`` scaling is exact.
     """
-    scale, shift = compat.batchnorm_scale_shift(
-        *(tf.constant(a, tf.float32) for a in (gamma, beta, mean, var)), epsilon)
-    return scale.numpy(), (shift * float(2 ** k)).numpy()
+    gamma, beta, mean, var = (np.asarray(a, np.float32) for a in (gamma, beta, mean, var))
+    scale = inverse_sqrt(var + np.float32(epsilon)) * gamma
+    shift = beta - mean * scale
+    return scale, shift * np.float32(2 ** k)
 
 
 def convert(network: Network, k: int, weights: dict[str, np.ndarray]) -> SpikingNetwork:

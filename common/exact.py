@@ -4,6 +4,7 @@ A neuron's synaptic integral is ``z = sum_i w_i x_i`` with float32 weights and f
 inputs (spike counts, or the image times ``2^k``). Each product is exact in float64
 (24 + 24 bits), so :func:`math.fsum` of the products is ``z`` correctly rounded to float64,
 whatever the order: the canonical value every simulator and the exact ANN agree on.
+The BatchNorm fold's inverse square root is here for the same reason: one value on every CPU.
 Imports no TensorFlow.
 """
 
@@ -15,6 +16,18 @@ import numpy as np
 
 from common.networks import Conv
 
+BN_EPSILON = 1e-5  # TensorLayer's default, used by training and by the converter
+
+
+def inverse_sqrt(x: np.ndarray) -> np.ndarray:
+    """``1 / sqrt(x)`` of float32 ``x``, in float64 and rounded once to float32.
+
+    The same bits on every CPU: IEEE 754 rounds float64 square roots and quotients correctly,
+    whereas TensorFlow's float32 ``rsqrt`` is a hardware estimate refined by Newton steps whose
+    last bit differs between AVX2 and AVX-512 (a quarter of the shipped LeNet's channels).
+    :func:`common.compat.batchnorm_scale_shift` computes the same formula in TensorFlow.
+    """
+    return (1.0 / np.sqrt(np.asarray(x, np.float32).astype(np.float64))).astype(np.float32)
 
 
 def dot_error_factor(n: int, unit_roundoff: float) -> float:

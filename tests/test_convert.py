@@ -1,10 +1,13 @@
 """BatchNorm folding and synaptic-operation accounting."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
 from common import compat
 from common.convert import fold_batchnorm, synapse_cover
+from common.exact import inverse_sqrt
 from common.layers import quantize
 from common.networks import Conv
 
@@ -18,11 +21,23 @@ def test_fold_batchnorm_reproduces_bn_quantizer_for_any_gamma_sign():
     z = rng.normal(0, 3, (1000, 5)).astype(np.float32)
     for k in (0, 1, 3):
         scale, bias = fold_batchnorm(gamma, beta, mean, var, k)
-        bn = tf.nn.batch_normalization(z, mean, var, beta, gamma, compat.BN_EPSILON)
+        bn_scale, bn_shift = compat.batchnorm_scale_shift(gamma, beta, mean, var)
+        bn = z * bn_scale + bn_shift  # the ANN's BatchNorm in inference
         ann_level = quantize(bn, k).numpy() * 2 ** k
         snn_level = np.round(np.maximum((z * 2 ** k) * scale + bias, 0) + np.float32(1e-5))
         np.testing.assert_array_equal(snn_level, ann_level)
     assert scale[1] < 0 and scale[2] == 0  # negative gamma: inhibitory scale; zero gamma: constant potential
+
+
+def test_the_inverse_square_root_is_the_same_on_every_cpu():
+    """Float64 square root and quotient are correctly rounded by IEEE 754, so the fold's inverse square root
+    equals Python's scalar one (a different code path from NumPy's SIMD loops), in NumPy and in TensorFlow."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(1e-5, 3, 20_000), 10.0 ** rng.uniform(-5, 4, 20_000)]).astype(np.float32)
+    scalar = np.array([np.float32(1.0 / math.sqrt(float(v))) for v in x])
+    np.testing.assert_array_equal(inverse_sqrt(x), scalar)
+    scale, _ = compat.batchnorm_scale_shift(np.ones_like(x), np.zeros_like(x), np.zeros_like(x), x, epsilon=0.0)
+    np.testing.assert_array_equal(scale.numpy(), scalar)
 
 
 def test_synapse_cover_counts_receptive_fields():
