@@ -14,6 +14,7 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 VERBOSE_ENV = "NEGSPIKE_VERBOSE"  # read by common.compat before TensorFlow is imported, as is --verbose
 CPU_REPLICAS_ENV = "NEGSPIKE_CPU_REPLICAS"  # logical CPU devices, set by --cpu_replicas before common.compat runs
+CLUSTER_TIMEOUT_ENV = "NEGSPIKE_CLUSTER_TIMEOUT"  # --cluster_timeout, read when the multi-worker strategy starts
 STRATEGY_ENV = "NEGSPIKE_STRATEGY"  # --strategy, for the set-up common.compat does before TensorFlow starts
 
 
@@ -50,6 +51,8 @@ def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy: one device; every local GPU (or --cpu_replicas logical CPUs); or the "
                       "machines of TF_CONFIG. --batch_size stays the global batch.", flag_values=fv)
+    flags.DEFINE_float("cluster_timeout", 300.0, "--strategy multi_worker: seconds to wait for every worker of "
+                       "TF_CONFIG before giving up.", lower_bound=1.0, upper_bound=7 * 24 * 3600.0, flag_values=fv)
     flags.DEFINE_integer("cpu_replicas", 1, "Split this CPU into N logical devices for --strategy mirrored (to run "
                          "the multi-device path without GPUs).", lower_bound=1, upper_bound=64, flag_values=fv)
     flags.register_validator("data_dir", lambda v: v is None or os.path.isdir(v),
@@ -175,13 +178,30 @@ def fail(message: str, status: int = 1) -> None:
     sys.exit(status)
 
 
+_REAL_STDERR: list[int] = []
+
+
+def real_stderr_fd() -> int:
+    """Standard error as it was before TensorFlow's start-up was quieted (which swallows file descriptor 2)."""
+    return _REAL_STDERR[0] if _REAL_STDERR else 2
+
+
 def start_tensorflow() -> object:
     """Import TensorFlow quietly, set up for ``--strategy`` and ``--cpu_replicas``; returns the strategy."""
     if FLAGS.strategy == "multi_worker":
         _check_tf_config()
+        _REAL_STDERR.append(os.dup(2))  # for the one line of a cluster that does not come
     os.environ[CPU_REPLICAS_ENV] = str(FLAGS.cpu_replicas)
     os.environ[STRATEGY_ENV] = FLAGS.strategy
-    from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
+    os.environ[CLUSTER_TIMEOUT_ENV] = str(FLAGS.cluster_timeout)
+    try:
+        from common import compat  # noqa: F401 - quiets and configures TensorFlow before anything imports it
+    except Exception as e:
+        from common import distribute
+
+        if isinstance(e, distribute.DistributeError):  # the cluster did not come
+            fail(str(e), 1)
+        raise
     from common import distribute
 
     try:
@@ -235,6 +255,14 @@ def checkpoint_to_read(workspace: Path, k: int | None) -> Path:
     return shipped if shipped.is_file() else own
 
 
+def _data_roots(data, workspace: Path) -> list[Path]:
+    """``data.data_roots`` of ``--data_dir``; a bad ``NEGSPIKE_DATA`` ends the program with one line."""
+    try:
+        return data.data_roots(FLAGS.data_dir, workspace)
+    except data.DataError as e:
+        fail(str(e), 2)
+
+
 def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[str]], None]:
     """The ``main`` of a ``Quant_*.py`` (``quantized=True``) or ``FP32_*.py`` script."""
     workspace = Path(workspace).resolve()
@@ -254,7 +282,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
         else:  # training writes your own checkpoint; inference reads it, else the shipped one
             ckpt = default_checkpoint(workspace, k) if FLAGS.mode == "training" else checkpoint_to_read(workspace, k)
         cfg = train.TrainConfig(
-            network=network, k=k, roots=data.data_roots(FLAGS.data_dir, workspace), checkpoint=ckpt,
+            network=network, k=k, roots=_data_roots(data, workspace), checkpoint=ckpt,
             mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
             tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
@@ -285,7 +313,7 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
 
         ckpt = Path(FLAGS.checkpoint) if FLAGS.checkpoint else checkpoint_to_read(workspace, FLAGS.k)
         cfg = spiking.SpikingConfig(
-            network=network, k=FLAGS.k, checkpoint=ckpt, roots=data.data_roots(FLAGS.data_dir, workspace),
+            network=network, k=FLAGS.k, checkpoint=ckpt, roots=_data_roots(data, workspace),
             log_dir=Path(FLAGS.log_dir) if FLAGS.log_dir else workspace / "figs" / f"k{FLAGS.k}",
             time_steps=time_steps(FLAGS),
             batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
