@@ -215,7 +215,7 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
     summary["partial"] = partial
     summary["test_images"] = len(whole_test)
     summary["differs_from_defaults"] = logs.differences(summary)
-    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started)
+    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started, cfg.roots)
     if not chief:
         print("done: the chief wrote the logs", flush=True)
         return summary

@@ -272,7 +272,7 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
     files = sorted({*train.files, *held_out.files, *test_files})
     run_index = len(history["runs"])
     history["runs"].append(provenance.run_record(
-        ckpt and cfg.checkpoint, files, started) | {"settings": _settings(cfg)})
+        ckpt and cfg.checkpoint, files, started, cfg.roots) | {"settings": _settings(cfg)})
 
     train_step = make_train_step(model, opt, strategy, cfg.jit_compile)
 

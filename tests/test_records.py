@@ -322,3 +322,23 @@ def test_results_table_write_without_markers_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no <!-- results:start --> ... <!-- results:end --> markers"):
         results_table.main()
     assert (tmp_path / "README.md").read_text() == "# no table here\n"
+
+
+def test_records_name_data_by_their_root_and_the_interpreter_by_its_version(tmp_path, monkeypatch):
+    from common import provenance
+
+    data_file = tmp_path / "root" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    data_file.parent.mkdir(parents=True)
+    data_file.write_bytes(b"labels")
+    monkeypatch.setattr(sys, "argv", ["MNIST/Spiking_LeNet_MNIST.py", "--k", "1"])
+    record = provenance.run_record(None, [data_file], None, [tmp_path / "elsewhere", tmp_path / "root"])
+    assert list(record["data_sha256"]) == ["mnist/t10k-labels-idx1-ubyte.gz"]
+    assert record["command"] == f"python{sys.version_info.major}.{sys.version_info.minor} " \
+                                "MNIST/Spiking_LeNet_MNIST.py --k 1"
+    assert str(tmp_path) not in json.dumps(provenance.run_record(None, [data_file]))  # outside every root
+
+
+def test_shipped_summaries_carry_no_machine_paths():
+    for path in sorted(ROOT.glob("**/pretrained/logs/k*/summary.json")):
+        run = logs.read_summary(path.parent)["run"]
+        assert run["command"].startswith("python3") and not any(name.startswith("/") for name in run["data_sha256"])
