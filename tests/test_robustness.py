@@ -524,3 +524,28 @@ def test_a_closed_or_full_standard_output_does_not_lose_the_run(tmp_path):
                           timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert logs.read_summary(tmp_path / "closed")["num_samples"] == 2
+
+
+def test_ctrl_c_while_the_unsettled_note_is_worked_out_is_honoured(capsys):
+    class SignalledSimulator(_NeverQuiet):
+        def simulate(self, x, steps, stop=lambda: False):
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().simulate(x, steps, stop)
+
+    summary = {"snn_accuracy": [1.0], "ann_accuracy": 1.0, "agreement": 1.0, "lossless_step": 1,
+               "mismatched_neurons": 0, "run": {"wall_seconds": 1.0}, "differs_from_defaults": []}
+    with pytest.raises(spiking.Interrupted, match="SIGINT while checking the unsettled images; the logs in"):
+        spiking._report(advice_config(), summary, SignalledSimulator(None), np.zeros((3, 1)))
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith("note: 3 images were still spiking after 20 steps") and "more than 20" in note
+
+
+def test_ctrl_c_during_start_up_is_one_line():
+    import time
+
+    worker = subprocess.Popen([sys.executable, str(SPIKING), "--num_samples", "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # importing TensorFlow
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130 and err == "interrupted by SIGINT (files are written whole or not at all)\n"
