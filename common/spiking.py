@@ -319,15 +319,16 @@ def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, unsettled: n
             print(still + f"simulated again, they settle within {enough} steps: pass --time_steps {enough}",
                   flush=True)
         else:
-            print(still + f"simulated again, some were still spiking after {tried} steps (the check stopped "
-                  f"there{' at ' + guard.name if guard.stop() else ''}): they need more than {tried} --time_steps",
+            why = f"at {guard.name}" if guard.stop() else f"after {ADVICE_SECONDS:g} s" if tried < MAX_TIME_STEPS else \
+                f"at the limit of {MAX_TIME_STEPS:,} steps"
+            print(still + f"they need more than {tried} --time_steps (the check of how many stopped {why})",
                   flush=True)
         if guard.stop():
             raise Interrupted(f"interrupted by {guard.name} while checking the unsettled images; the logs in "
                               f"{cfg.log_dir} are complete", guard.signum)
 
 
-ADVICE_SECONDS = 10.0  # the unsettled-images note is worked out for at most this long
+ADVICE_SECONDS = 30.0  # the unsettled-images note is worked out for at most this long (compiling included)
 
 
 def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, unsettled: np.ndarray,
