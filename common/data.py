@@ -86,7 +86,7 @@ def data_roots(data_dir: str | None, workspace: Path) -> list[Path]:
     if data_dir:
         return [Path(data_dir).expanduser()]
     roots = [Path(os.environ[DATA_ENV]).expanduser()] if os.environ.get(DATA_ENV) else []
-    if roots and not roots[0].is_dir():  # checked as --data_dir is, rather than silently skipped
+    if roots and roots[0].exists() and not roots[0].is_dir():  # a file: refused, not silently skipped
         raise DataError(f"{DATA_ENV}={os.environ[DATA_ENV]} is not a folder; point it at the data root holding "
                         f"mnist/, fashion_mnist/ or cifar10/, or unset it")
     return roots + [workspace / "data"]
