@@ -63,19 +63,51 @@ def expected_shapes(network: Network) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+MAX_HISTORY_BYTES = 128 * 2 ** 20  # 100,000 epoch records as NumPy's 4-byte characters, with room to spare
+MAX_EPOCH = 100_000
+MAX_BATCH = 10 ** 7
+# what the reader accepts of each integer: the writer refuses anything else, so every file it writes is readable
+META_LIMITS = {"meta/k": (FP32_K, 64), "meta/epoch": (0, MAX_EPOCH), "meta/batch": (0, MAX_BATCH),
+               "meta/target_epoch": (0, MAX_EPOCH)}
+
+
 def save(path: str | Path, network: Network, k: int | None, weights: dict[str, np.ndarray],
          epoch: int, batch: int = 0, optimizer: list[np.ndarray] | None = None,
          target_epoch: int | None = None, history: dict | None = None) -> None:
-    """Write a checkpoint atomically: a crash leaves the previous file whole."""
-    arrays = {name: np.asarray(weights[name], np.float32) for name in expected_shapes(network)}
-    arrays.update({"meta/network": np.array(network.name), "meta/k": np.array(FP32_K if k is None else k),
-                   "meta/epoch": np.array(epoch), "meta/batch": np.array(batch),
-                   "meta/target_epoch": np.array(epoch if target_epoch is None else target_epoch),
-                   "meta/format": np.array(FORMAT_VERSION)})
-    if history is not None:
-        arrays["meta/history"] = np.array(json.dumps(history))
+    """Write a checkpoint atomically: a crash leaves the previous file whole. Refuses (before writing)
+    anything :func:`load` would refuse to read back: metadata beyond :data:`META_LIMITS`, a history
+    beyond :data:`MAX_HISTORY_BYTES`."""
+    arrays = _arrays(path, network, k, {name: np.asarray(weights[name], np.float32)
+                                        for name in expected_shapes(network)},
+                     epoch, batch, epoch if target_epoch is None else target_epoch, history)
     for i, value in enumerate(optimizer or []):
         arrays[f"optimizer/{i:03d}"] = np.asarray(value)
+    _write(path, arrays)
+
+
+def _arrays(path: str | Path, network: Network, k: int | None, weights: dict[str, np.ndarray], epoch: int,
+            batch: int, target_epoch: int, history: dict | None) -> dict[str, np.ndarray]:
+    """The members of a checkpoint, each checked against what :func:`load` reads back."""
+    meta = {"meta/k": FP32_K if k is None else k, "meta/epoch": epoch, "meta/batch": batch,
+            "meta/target_epoch": target_epoch}
+    for name, value in meta.items():
+        low, high = META_LIMITS[name]
+        if type(value) is not int or not low <= value <= high:
+            raise CheckpointError(f"cannot save checkpoint {path}: '{name}' is {value!r:.40}, but a checkpoint "
+                                  f"holds integers {low}..{high}; the previous one, if any, is kept")
+    arrays = dict(weights)
+    arrays.update({name: np.array(value, np.int64) for name, value in meta.items()})
+    arrays.update({"meta/network": np.array(network.name), "meta/format": np.array(FORMAT_VERSION)})
+    if history is not None:
+        arrays["meta/history"] = np.array(json.dumps(history))
+        if arrays["meta/history"].nbytes > MAX_HISTORY_BYTES:
+            raise CheckpointError(f"cannot save checkpoint {path}: its training history is "
+                                  f"{arrays['meta/history'].nbytes / 2 ** 20:.0f} MiB, more than the "
+                                  f"{MAX_HISTORY_BYTES // 2 ** 20} MiB a checkpoint holds; start a new checkpoint")
+    return arrays
+
+
+def _write(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         with atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
@@ -93,9 +125,6 @@ class Checkpoint(dict):
     optimizer: list[np.ndarray]
     history: dict | None
 
-
-MAX_HISTORY_BYTES = 64 * 2 ** 20
-MAX_EPOCH = 1_000_000
 
 
 def _read_members(path: Path, wanted: dict[str, tuple[int, ...] | None], max_items: int) -> dict[str, np.ndarray]:
@@ -176,7 +205,7 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     if meta_network != network.name:
         raise CheckpointError(f"checkpoint {path} is for network '{meta_network or 'unknown'}', "
                               f"not '{network.name}'")
-    saved_k = _meta_int(arrays, "meta/k", FP32_K - 1, FP32_K - 1, 64, path)
+    saved_k = _meta_int(arrays, "meta/k", FP32_K - 1, FP32_K - 1, META_LIMITS["meta/k"][1], path)
     wanted_k = FP32_K if k is None else k
     if saved_k != wanted_k:
         saved = "FP32" if saved_k == FP32_K else ("unknown" if saved_k < FP32_K else f"k={saved_k}")
@@ -199,17 +228,47 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
             raise CheckpointError(f"checkpoint {path}: '{name}' holds negative variances; "
                                   f"it cannot be a trained network")
         ckpt[name] = value
-    ckpt.epoch = _meta_int(arrays, "meta/epoch", 0, 0, MAX_EPOCH, path)
-    ckpt.batch = _meta_int(arrays, "meta/batch", 0, 0, 10 ** 7, path)
-    ckpt.target_epoch = _meta_int(arrays, "meta/target_epoch", ckpt.epoch, 0, MAX_EPOCH, path)
+    ckpt.epoch = _meta_int(arrays, "meta/epoch", 0, *META_LIMITS["meta/epoch"], path)
+    ckpt.batch = _meta_int(arrays, "meta/batch", 0, *META_LIMITS["meta/batch"], path)
+    ckpt.target_epoch = _meta_int(arrays, "meta/target_epoch", ckpt.epoch, *META_LIMITS["meta/target_epoch"], path)
     ckpt.optimizer = [arrays[n] for n in sorted(n for n in arrays if n.startswith("optimizer/"))]
+    for name in sorted(n for n in arrays if n.startswith("optimizer/")):
+        state = arrays[name]
+        if state.dtype.kind not in "iuf" or (state.dtype.kind == "f" and not np.isfinite(state).all()) \
+                or (state.ndim == 0 and state < 0):
+            raise CheckpointError(f"checkpoint {path}: the optimizer state '{name}' holds "
+                                  f"{'NaN or infinite values' if state.dtype.kind == 'f' else 'no numbers'}"
+                                  f"{' or a negative count' if state.ndim == 0 else ''}; the file is damaged; "
+                                  f"resume from a backup, or train afresh with --resume False")
     ckpt.history = None
     if "meta/history" in arrays:
-        try:
-            ckpt.history = json.loads(str(arrays["meta/history"]))
-        except json.JSONDecodeError:
-            raise CheckpointError(f"checkpoint {path}: its training history is not valid JSON") from None
+        history = arrays["meta/history"]
+        if history.dtype.kind != "U":
+            raise CheckpointError(f"checkpoint {path}: its training history is not text")
+        ckpt.history = parse_history(str(history), f"checkpoint {path}")
     return ckpt
+
+
+def parse_history(text: str, where: str) -> dict:
+    """A training history ``{"runs": [...], "epochs": [...]}`` from JSON text (a bare list of epochs: the
+    first format); :class:`CheckpointError` naming ``where`` for anything else, however deep or large."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:  # ValueError: also integers of more than 4,300 digits
+        raise CheckpointError(f"{where}: its training history is not valid JSON ({str(e)[:80]})") from None
+    return history_from(obj, where)
+
+
+def history_from(obj: object, where: str) -> dict:
+    """:func:`parse_history` of an already parsed object."""
+    if isinstance(obj, list):
+        obj = {"runs": [], "epochs": obj}
+    epochs, runs = (obj.get("epochs"), obj.get("runs", [])) if isinstance(obj, dict) else (None, None)
+    if not (isinstance(epochs, list) and isinstance(runs, list) and all(isinstance(r, dict) for r in runs)
+            and all(isinstance(e, dict) and type(e.get("epoch")) is int for e in epochs)):
+        raise CheckpointError(f"{where}: its training history is not a list of epoch records (objects with an "
+                              f"integer 'epoch')")
+    return {"runs": runs, "epochs": epochs}
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -279,26 +338,59 @@ def assign(model: tl.models.Model, weights: dict[str, np.ndarray]) -> None:
         w.assign(weights[w.name.split(":")[0]])
 
 
+FLOAT16_SIGNIFICANT = 1e-4  # relative to a layer's largest weight: smaller ones may underflow to 0 in float16
+
+
 def export(src: str | Path, dst: str | Path, float16: bool = False) -> None:
     """Copy a checkpoint without its optimizer state (for shipping: a third of the size), with its
     training history beside it; ``float16`` also rounds the filters and output weights to half
-    precision (half the size again), keeping the small BatchNorm statistics in float32."""
+    precision (half the size again), keeping the small BatchNorm statistics in float32.
+
+    The source is read by :func:`load`, with all its checks (a checkpoint of a known network, finite
+    weights, declared shapes checked before anything is decompressed). Weights that float16 would
+    turn into infinities or zeros are refused, naming the member.
+    """
     src, dst = Path(src), Path(dst)
-    with np.load(src, allow_pickle=False) as f:
-        arrays = {name: f[name] for name in f.files if not name.startswith("optimizer/")}
+    network, k = _identify(src)
+    ckpt = load(src, network, k)
+    weights = dict(ckpt)
+    if float16:
+        for name in [n for n in weights if n.endswith(("/filters", "/weights"))]:
+            with np.errstate(over="ignore", under="ignore"):
+                half = weights[name].astype(np.float16)
+            if not np.all(np.isfinite(half)):
+                raise CheckpointError(f"'{name}' of {src} exceeds float16's range; export it without --float16")
+            # a weight a ten-thousandth of its layer's largest or more must not vanish; smaller ones never mattered
+            significant = np.abs(weights[name]) >= FLOAT16_SIGNIFICANT * np.abs(weights[name]).max()
+            lost = (half == 0) & (weights[name] != 0) & significant
+            if lost.any():
+                raise CheckpointError(f"'{name}' of {src} has {int(lost.sum())} weights below float16's range "
+                                      f"(they would become 0, e.g. {weights[name][lost].flat[0]:.3g}); export it "
+                                      f"without --float16")
+            weights[name] = half
     history = src.with_name(src.stem + ".history.json")
     history_text = history.read_text() if history.is_file() else None  # read first: dst may be src
-    if float16:
-        for name in [n for n in arrays if n.endswith(("/filters", "/weights"))]:
-            with np.errstate(over="ignore"):
-                arrays[name] = arrays[name].astype(np.float16)
-            if not np.all(np.isfinite(arrays[name])):
-                raise CheckpointError(f"'{name}' of {src} exceeds float16's range; export it without --float16")
-    with atomic_write(dst, "wb") as out:
-        np.savez(out, **arrays)
+    _write(dst, _arrays(dst, network, k, weights, ckpt.epoch, ckpt.batch, ckpt.target_epoch, ckpt.history))
     if history_text is not None:
         with atomic_write(dst.with_name(dst.stem + ".history.json")) as out:
             out.write(history_text)
+
+
+def _identify(path: Path) -> tuple[Network, int | None]:
+    """The network and k a checkpoint says it holds, read from its metadata alone."""
+    from common.networks import NETWORKS
+
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        what = "does not exist" if not path.exists() else "is not a checkpoint (not a zip archive)"
+        raise CheckpointError(f"{path} {what}")
+    meta = _read_checked(path, {"meta/network": (), "meta/k": ()}, 1024)
+    name = meta.get("meta/network")
+    name = str(name) if name is not None and name.dtype.kind == "U" else None
+    if name not in NETWORKS:
+        raise CheckpointError(f"{path} is not a checkpoint of this package (its meta/network is "
+                              f"{'missing' if name is None else repr(name[:40])})")
+    k = _meta_int(meta, "meta/k", FP32_K - 1, *META_LIMITS["meta/k"], path)
+    return NETWORKS[name], None if k == FP32_K else k
 
 
 if __name__ == "__main__":
@@ -314,4 +406,4 @@ if __name__ == "__main__":
     try:
         export(args.src, args.dst, float16=args.float16)
     except (CheckpointError, OSError, ValueError, zipfile.BadZipFile) as e:
-        parser.exit(1, f"error: cannot export {args.src} to {args.dst}: {e}\n")
+        parser.exit(1, f"error: cannot export {args.src} to {args.dst}: {getattr(e, 'strerror', None) or e}\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 from absl import app, flags
 
 from common import neurons
-from common.env import VERBOSE_ENV
+from common.env import CLUSTER_TIMEOUT_ENV, VERBOSE_ENV, keep_real_stderr
 
 FLAGS = flags.FLAGS
 
@@ -50,6 +50,8 @@ def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy: one device; every local GPU (or --cpu_replicas logical CPUs); or the "
                       "machines of TF_CONFIG. --batch_size stays the global batch.", flag_values=fv)
+    flags.DEFINE_float("cluster_timeout", 300.0, "--strategy multi_worker: seconds to wait for every worker of "
+                       "TF_CONFIG before giving up.", lower_bound=1.0, upper_bound=7 * 24 * 3600.0, flag_values=fv)
     flags.DEFINE_integer("cpu_replicas", 1, "Split this CPU into N logical devices for --strategy mirrored (to run "
                          "the multi-device path without GPUs).", lower_bound=1, upper_bound=64, flag_values=fv)
     flags.register_validator("data_dir", lambda v: v is None or os.path.isdir(v),
@@ -65,6 +67,8 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
                  flag_values=fv)
     flags.DEFINE_enum("mode", "training", ["training", "inference"], "Train, or only evaluate.",
                       flag_values=fv)
+    fv["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz; --mode inference "
+                             "falls back to <workspace>/pretrained/k<k>.npz).")
     flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.", flag_values=fv)
     flags.DEFINE_integer("epochs", epochs, "Epochs to train (a resumed, unfinished run goes on to its own "
                          "target instead).", lower_bound=1, flag_values=fv)
@@ -104,6 +108,8 @@ def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
     flags.DEFINE_enum("neuron_rule", neurons.DEFAULT_RULE, list(neurons.RULES), neurons.flag_help(), flag_values=fv)
     flags.DEFINE_boolean("early_exit", True, "Stop simulating an image once no neuron spikes (changes nothing "
                          "in the logs, only the time).", flag_values=fv)
+    flags.DEFINE_boolean("replace_logs", False, "Replace an earlier run in --log_dir (default: move it aside to "
+                         "<log_dir>.bak, .bak1, ...); a partial run never replaces a complete one.", flag_values=fv)
     flags.DEFINE_integer("num_samples", None, "Simulate the first N test images (default: all).",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_string("log_dir", None, "Folder of the logs (default: <workspace>/figs/k<k>/).",
@@ -125,18 +131,45 @@ def _key_flags_of_script(fv: flags.FlagValues, names: set[str]) -> None:
         fv.register_key_flag_for_module(sys.argv[0], fv[name])
 
 
+def _join_boolean_values(argv: list[str], fv: flags.FlagValues) -> list[str]:
+    """``--early_exit False`` as ``--early_exit=False``: absl's booleans take no separate value."""
+    joined, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
+        if (name in fv and isinstance(fv[name], flags.BooleanFlag) and i + 1 < len(argv)
+                and argv[i + 1].lower() in ("true", "false")):
+            joined.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        joined.append(arg)
+        i += 1
+    return joined
+
+
 def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
     """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2."""
     try:
-        return fv(argv)
+        return fv(_join_boolean_values(argv, fv))
     except flags.Error as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """``absl.app.run`` with one-line flag errors."""
-    app.run(main, flags_parser=parse_flags)
+    """``absl.app.run`` with one-line flag errors; Ctrl-C outside the loops (which save first) and a closed
+    standard output end the program with one line, not a traceback."""
+    from common.signals import tolerate_lost_stdout
+
+    def guarded(argv: list[str]) -> None:
+        try:
+            main(argv)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted by SIGINT (files are written whole or not at all)\n")
+            sys.exit(130)
+
+    tolerate_lost_stdout()
+    app.run(guarded, flags_parser=parse_flags)
 
 
 def fail(message: str, status: int = 1) -> None:
@@ -148,9 +181,18 @@ def start_tensorflow() -> object:
     """Import TensorFlow quietly, set up for ``--strategy`` and ``--cpu_replicas``; returns the strategy."""
     if FLAGS.strategy == "multi_worker":
         _check_tf_config()
+        keep_real_stderr(os.dup(2))  # for the one line of a cluster that does not come
+    os.environ[CLUSTER_TIMEOUT_ENV] = str(FLAGS.cluster_timeout)
     from common import startup
 
-    startup.start(FLAGS.strategy, FLAGS.cpu_replicas)
+    try:
+        startup.start(FLAGS.strategy, FLAGS.cpu_replicas)
+    except Exception as e:
+        from common import distribute
+
+        if isinstance(e, distribute.DistributeError):  # the cluster did not come
+            fail(str(e), 1)
+        raise
     from common import distribute
 
     try:
@@ -169,15 +211,47 @@ def _check_tf_config() -> None:
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
-        members = cluster[task["type"]]
-        if not (isinstance(members, list) and 0 <= int(task["index"]) < len(members)):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
+        if not isinstance(cluster, dict) or not isinstance(task, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, RecursionError):
         fail(f"TF_CONFIG is not a cluster and a task of it, e.g. {example}", 2)
+    kinds = sorted(set(cluster) - {"chief", "worker"})
+    if kinds:
+        fail(f"TF_CONFIG's cluster has task types {kinds}; --strategy multi_worker takes only 'chief' and 'worker' "
+             f"(no parameter servers), e.g. {example}", 2)
+    for kind, members in cluster.items():
+        if not (isinstance(members, list) and members and all(isinstance(m, str) and ":" in m for m in members)):
+            fail(f"TF_CONFIG's cluster['{kind}'] must be a list of \"host:port\" strings, got {members!r:.80}", 2)
+    index = task.get("index")
+    if task.get("type") not in cluster:
+        fail(f"TF_CONFIG's task type {task.get('type')!r:.40} is not in its cluster {sorted(cluster)}", 2)
+    if type(index) is not int or not 0 <= index < len(cluster[task["type"]]):
+        fail(f"TF_CONFIG's task index {index!r:.40} must be an integer 0..{len(cluster[task['type']]) - 1}", 2)
 
 
 def default_checkpoint(workspace: Path, k: int | None) -> Path:
     return workspace / "checkpoints" / ("fp32.npz" if k is None else f"k{k}.npz")
+
+
+def checkpoint_to_read(workspace: Path, k: int | None) -> Path:
+    """Without ``--checkpoint``: your own ``checkpoints/`` one if there is one (saying that it shadows the
+    shipped one), else the shipped ``pretrained/`` one."""
+    own = default_checkpoint(workspace, k)
+    shipped = workspace / "pretrained" / own.name
+    if own.is_file():
+        if shipped.is_file():
+            print(f"note: using your own checkpoint {own}, which shadows the shipped {shipped}; pass --checkpoint "
+                  f"{shipped} to use the shipped one", flush=True)
+        return own
+    return shipped if shipped.is_file() else own
+
+
+def _data_roots(data, workspace: Path) -> list[Path]:
+    """``data.data_roots`` of ``--data_dir``; a bad ``NEGSPIKE_DATA`` ends the program with one line."""
+    try:
+        return data.data_roots(FLAGS.data_dir, workspace)
+    except data.DataError as e:
+        fail(str(e), 2)
 
 
 def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[str]], None]:
@@ -197,9 +271,12 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
         jit = FLAGS.xla == "on" or (FLAGS.xla == "auto" and network.fully_connected() and FLAGS.strategy == "default")
         if jit and FLAGS.strategy != "default":
             fail(f"--xla on compiles the one-device step; with --strategy {FLAGS.strategy} pass --xla off", 2)
+        if FLAGS.checkpoint:
+            ckpt = Path(FLAGS.checkpoint)
+        else:  # training writes your own checkpoint; inference reads it, else the shipped one
+            ckpt = default_checkpoint(workspace, k) if FLAGS.mode == "training" else checkpoint_to_read(workspace, k)
         cfg = train.TrainConfig(
-            network=network, k=k, roots=data.data_roots(FLAGS.data_dir, workspace),
-            checkpoint=Path(FLAGS.checkpoint) if FLAGS.checkpoint else default_checkpoint(workspace, k),
+            network=network, k=k, roots=_data_roots(data, workspace), checkpoint=ckpt,
             mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
             precision=FLAGS.precision, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
@@ -228,19 +305,15 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
         strategy = start_tensorflow()
         from common import checkpoint, data, logs, spiking
 
-        if FLAGS.checkpoint:
-            ckpt = Path(FLAGS.checkpoint)
-        else:
-            ckpt = default_checkpoint(workspace, FLAGS.k)
-            shipped = workspace / "pretrained" / ckpt.name
-            ckpt = ckpt if ckpt.is_file() or not shipped.is_file() else shipped
+        ckpt = Path(FLAGS.checkpoint) if FLAGS.checkpoint else checkpoint_to_read(workspace, FLAGS.k)
         cfg = spiking.SpikingConfig(
-            network=network, k=FLAGS.k, checkpoint=ckpt, roots=data.data_roots(FLAGS.data_dir, workspace),
+            network=network, k=FLAGS.k, checkpoint=ckpt, roots=_data_roots(data, workspace),
             log_dir=Path(FLAGS.log_dir) if FLAGS.log_dir else workspace / "figs" / f"k{FLAGS.k}",
             time_steps=time_steps(FLAGS),
             batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
             seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
-            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None, strategy=strategy)
+            replace_logs=FLAGS.replace_logs, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
+            strategy=strategy)
         try:
             spiking.run(cfg)
         except spiking.Interrupted as e:

@@ -24,8 +24,10 @@ import codecs
 import dataclasses
 import gzip
 import hashlib
+import io
 import os
 import pickle
+import pickletools
 import shutil
 import tarfile
 import tempfile
@@ -166,6 +168,9 @@ def data_roots(data_dir: str | None, workspace: Path) -> list[Path]:
     if data_dir:
         return [Path(data_dir).expanduser()]
     roots = [Path(os.environ[DATA_ENV]).expanduser()] if os.environ.get(DATA_ENV) else []
+    if roots and roots[0].exists() and not roots[0].is_dir():  # a file: refused, not silently skipped
+        raise DataError(f"{DATA_ENV}={os.environ[DATA_ENV]} is not a folder; point it at the data root holding "
+                        f"mnist/, fashion_mnist/ or cifar10/, or unset it")
     return roots + [workspace / "data"]
 
 
@@ -226,18 +231,55 @@ def _numpy_reconstruct():
     return _reconstruct
 
 
+class _CheckedArray(np.ndarray):
+    """An ndarray being unpickled: its declared shape is checked before NumPy allocates it."""
+
+    def __setstate__(self, state):
+        shape = state[1] if isinstance(state, tuple) and len(state) == 5 else None
+        if not (isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)
+                and int(np.prod(shape, dtype=object)) <= CIFAR_MAX_BYTES):
+            raise pickle.UnpicklingError(f"an array of shape {str(shape)[:60]} is not part of a CIFAR-10 batch")
+        super().__setstate__(state)
+
+
+def _reconstruct_checked(cls, shape, dtype):
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r:.60}")
+    return _numpy_reconstruct()(_CheckedArray, shape, dtype)
+
+
+def _latin1(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes in protocol 2, and nothing else."""
+    if type(text) is not str or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing to encode with {str(encoding)[:40]!r}")
+    return codecs.encode(text, "latin1")
+
+
+# opcodes that build objects other than dicts, lists, tuples, strings, numbers and the arrays above
+_REFUSED_OPCODES = {"PERSID", "BINPERSID", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4",
+                    "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickles only what a CIFAR-10 batch holds: dicts, lists, bytes, ints and uint8 arrays."""
 
     _ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes in protocol 2
-                ("numpy.core.multiarray", "_reconstruct"): None,
-                ("numpy._core.multiarray", "_reconstruct"): None}
+                ("_codecs", "encode"): _latin1,  # how Python 3 writes bytes in protocol 2
+                ("numpy.core.multiarray", "_reconstruct"): _reconstruct_checked,
+                ("numpy._core.multiarray", "_reconstruct"): _reconstruct_checked}
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return self._ALLOWED[(module, name)] or _numpy_reconstruct()
+            raise pickle.UnpicklingError(f"refusing to load {str(module)[:60]}.{str(name)[:60]}")
+        return self._ALLOWED[(module, name)]
+
+
+def _check_opcodes(raw: bytes) -> None:
+    """Walk the pickle's opcodes before unpickling: every declared length is checked against the bytes
+    that are there (a ``BINBYTES8`` of 2^60 fails here, before anything is allocated)."""
+    for opcode, _, _ in pickletools.genops(raw):
+        if opcode.name in _REFUSED_OPCODES:
+            raise pickle.UnpicklingError(f"opcode {opcode.name} is not part of a CIFAR-10 batch")
 
 
 CIFAR_MAX_BYTES = 64 * 2 ** 20  # a batch of 10,000 images is 31 MB
@@ -248,14 +290,16 @@ def read_cifar_batch(path: Path, label_key: bytes = b"labels", classes: int = 10
     if path.stat().st_size > CIFAR_MAX_BYTES:
         raise DataError(f"{path}: {path.stat().st_size:,} bytes is too large for a CIFAR-10 batch")
     try:
-        with open(path, "rb") as f:
-            batch = _CifarUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OSError) as e:
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({e})") from None
+        raw = path.read_bytes()
+        _check_opcodes(raw)
+        batch = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OSError, LookupError, MemoryError, RecursionError, OverflowError) as e:
+        raise DataError(f"{path}: not a CIFAR python batch ({str(e)[:200]})") from None
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         raise DataError(f"{path}: not a CIFAR python batch (no b'data' and {label_key!r} entries)")
     data, labels = batch[b"data"], batch[label_key]
+    data = data.view(np.ndarray) if isinstance(data, np.ndarray) else data
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", type(data).__name__)
         raise DataError(f"{path}: b'data' must be a uint8 array of shape (n, 3072), got {shape}")

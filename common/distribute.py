@@ -10,10 +10,17 @@ replicas, what the workers agree on).
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import numpy as np
 import tensorflow as tf
 
-from common.env import CPU_REPLICAS_ENV, STRATEGY_ENV
+from common.env import CLUSTER_TIMEOUT_ENV, CPU_REPLICAS_ENV, STRATEGY_ENV, real_stderr_fd
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -35,8 +42,56 @@ def start(name: str, cpu_replicas: int = 1) -> None:
         tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                                    [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
     if name == "multi_worker":
-        _STARTED[name] = tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=tf.distribute.cluster_resolver.TFConfigClusterResolver())
+        _STARTED[name] = _join_cluster(float(os.environ.get(CLUSTER_TIMEOUT_ENV) or DEFAULT_CLUSTER_TIMEOUT))
+
+
+DEFAULT_CLUSTER_TIMEOUT = 300.0  # seconds to wait for every worker of TF_CONFIG (--cluster_timeout)
+
+
+def _join_cluster(timeout: float) -> tf.distribute.Strategy:
+    """Start this worker and wait, saying for what, until every worker of ``TF_CONFIG`` has come.
+
+    TensorFlow waits in native code holding the interpreter lock, so no Python code of this process
+    runs until it returns: SIGINT, SIGTERM and SIGHUP get their default action (the process ends), and
+    a watchdog process gives up after ``timeout`` seconds with one line.
+    """
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec().as_dict()
+    peers = [address for kind in ("chief", "worker") for address in spec.get(kind, [])]
+    print(f"waiting up to {timeout:g} s for the {len(peers)} workers of TF_CONFIG ({', '.join(peers)}); this is "
+          f"{resolver.task_type} {resolver.task_id}", flush=True)
+    message = (f"error: the workers of TF_CONFIG ({', '.join(peers)}) did not all come within {timeout:g} s; start "
+               f"every worker (see the README's 'Scaling out'), check the addresses, or raise --cluster_timeout\n")
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message],
+                                stdin=subprocess.PIPE, stderr=real_stderr_fd(), close_fds=True)
+    previous = {s: signal.signal(s, signal.SIG_DFL) for s in _STOP_SIGNALS}
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except (RuntimeError, tf.errors.OpError) as e:
+        raise DistributeError(message.removeprefix("error: ").strip() + f" ({str(e)[:120]})") from None
+    finally:
+        watchdog.stdin.close()  # the watchdog ends quietly
+        watchdog.wait()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# Ends the waiting process with one line after a timeout; ends quietly once its stdin closes (the
+# cluster came, or the process ended); on Ctrl-C (the terminal signals the whole group) says why.
+_WATCHDOG = """
+import os, select, signal, sys
+parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+def interrupted(signum, frame):
+    os.write(2, f"interrupted by {signal.Signals(signum).name} while waiting for the workers of TF_CONFIG\\n".encode())
+    os.kill(parent, signal.SIGKILL)
+    os._exit(0)
+signal.signal(signal.SIGINT, interrupted)
+signal.signal(signal.SIGHUP, interrupted)
+ready, _, _ = select.select([sys.stdin], [], [], timeout)
+if not ready:
+    os.write(2, message.rstrip("\\n").encode() + b"\\n")
+    os.kill(parent, signal.SIGKILL)  # TensorFlow's native wait honours nothing else
+"""
 
 
 def cpu_devices(replicas: int) -> list[str]:

@@ -48,20 +48,69 @@ def workspace_name(workspace: Path) -> str:
         return workspace.resolve().name
 
 
-def load_runs(log_root: Path) -> dict[int, dict]:
-    """``{k: summary}`` of every ``k<k>/`` under ``log_root``, with per-step totals per image from the logs."""
+MAX_TIME_STEPS = 10_000  # the spiking scripts' limit; a summary claiming more is not one of their runs
+
+
+class MalformedRunError(ValueError):
+    """A run folder whose summary or logs cannot be drawn."""
+
+
+def load_runs(log_root: Path) -> dict[str, dict]:
+    """``{folder name: summary}`` of every kept run under ``log_root`` (``k1/``, and the earlier runs moved
+    aside to ``k1.bak``, ``k1.bak1``, ...), with per-step totals per image from the logs. A run that
+    cannot be read is skipped with a warning on standard error; the others are drawn."""
     runs = {}
-    for folder in sorted(log_root.glob("k*")):
+    for folder in sorted(log_root.glob("k*"), key=_run_order):
         if not (folder / logs.SUMMARY).is_file():
             continue
-        summary = logs.read_summary(folder)
-        steps, n = summary["time_steps"], summary["num_samples"]
-        per_step = {name: logs.read_log(folder, name, steps).sum(axis=0) / n for name in logs.LOG_FILES}
-        summary["curve"] = {"accuracy": per_step["accuracy.txt"], "spikes": per_step["spike_num.txt"],
-                            "sops": per_step["sop_num.txt"]}
-        summary["label"] = f"ours, k={summary['k']} ({run_source(summary)})"
-        runs[summary["k"]] = summary
+        try:
+            runs[folder.name] = load_run(folder)
+        except MalformedRunError as e:
+            sys.stderr.write(f"warning: skipping {folder}: {e}\n")
     return runs
+
+
+def _run_order(folder: Path) -> tuple:
+    """``k0, k1, k1.bak, k1.bak1, ..., k2``: each k's runs together, the current one first."""
+    k, _, backup = folder.name[1:].partition(".bak")
+    return (int(k) if k.isdigit() else 1 << 30, folder.name != f"k{k}", int(backup) if backup.isdigit() else 0,
+            folder.name)
+
+
+def load_run(folder: Path) -> dict:
+    """One run's summary with its per-step curves and legend label; :class:`MalformedRunError` if it is not whole."""
+    try:
+        summary = logs.read_summary(folder)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise MalformedRunError(f"{logs.SUMMARY} is not readable JSON ({str(e)[:100]})") from None
+    if not isinstance(summary, dict):
+        raise MalformedRunError(f"{logs.SUMMARY} is not an object")
+    steps, n, k = summary.get("time_steps"), summary.get("num_samples"), summary.get("k")
+    for name, value, low, high in (("time_steps", steps, 1, MAX_TIME_STEPS), ("num_samples", n, 1, 10 ** 9),
+                                   ("k", k, 0, 64)):
+        if type(value) is not int or not low <= value <= high:
+            raise MalformedRunError(f"'{name}' must be an integer {low}..{high}, got {str(value)[:40]}")
+    for name in ("ann_accuracy", "hidden_neurons_per_image", "positive_spikes_per_image",
+                 "negative_spikes_per_image"):
+        if type(summary.get(name)) not in (int, float):
+            raise MalformedRunError(f"'{name}' must be a number, got {str(summary.get(name))[:40]}")
+    try:
+        per_step = {name: logs.read_log(folder, name, steps).sum(axis=0) / n for name in logs.LOG_FILES}
+    except (OSError, ValueError) as e:
+        raise MalformedRunError(f"its logs are not whole ({str(e)[:160]})") from None
+    summary["curve"] = {"accuracy": per_step["accuracy.txt"], "spikes": per_step["spike_num.txt"],
+                        "sops": per_step["sop_num.txt"]}
+    summary["label"] = run_label(folder.name, summary)
+    return summary
+
+
+def run_label(folder: str, summary: dict) -> str:
+    """``ours, k=1 (k1.npz, 150 epochs)``, plus the folder of an earlier run kept aside and whatever
+    differs from the defaults (part of the test set, neuron rule, simulator, noise, checkpoint)."""
+    k = summary["k"]
+    where = "" if folder == f"k{k}" else f" [{folder}]"
+    differs = logs.differences(summary)
+    return f"ours, k={k}{where} ({run_source(summary)}" + "".join(f"; {d}" for d in differs) + ")"
 
 
 def epochs_of(history: dict | list | None) -> list[dict]:
@@ -82,17 +131,16 @@ def trained_for(history: dict | list | None, unit: str = " epochs") -> str:
 
 def run_source(summary: dict) -> str:
     """``k1.npz, 150 epochs``: which checkpoint, trained how long (from its history beside it)."""
-    ckpt = Path(summary["checkpoint"])
+    ckpt = Path(str(summary.get("checkpoint", "unknown checkpoint")))
     history = ckpt.with_name(ckpt.stem + ".history.json")
     epochs = ""
-    if history.is_file():
-        try:
+    try:
+        if history.is_file():
             trained = trained_for(json.loads(history.read_text()))
-        except (ValueError, KeyError, TypeError):
-            trained = ""
-        epochs = f", {trained}" if trained else ""
-    partial = ", partial" if summary.get("partial") else ""
-    return f"{ckpt.name}{epochs}{partial}"
+            epochs = f", {trained}" if trained else ""
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
+        epochs = ""
+    return f"{ckpt.name}{epochs}"
 
 
 def paper_curves(workspace: str) -> dict[int, dict]:
@@ -124,23 +172,25 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _per_step(runs: dict[int, dict], paper: dict, key: str, ylabel: str, title: str, path: Path,
+def _per_step(runs: dict[str, dict], paper: dict, key: str, ylabel: str, title: str, path: Path,
               scale: float = 1.0) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
     colors = {}
-    for k, run in runs.items():
+    for name, run in runs.items():
+        k = run["k"]
         steps = np.arange(1, run["time_steps"] + 1)
         line, = ax.plot(steps, run["curve"][key] * scale, marker="o", markersize=3, label=run["label"])
-        colors[k] = line.get_color()
+        colors.setdefault(k, line.get_color())
         if key == "accuracy":
             ax.axhline(100 * run["ann_accuracy"], color=line.get_color(), linestyle="--", linewidth=1,
-                       label=f"quantized ANN, k={k} ({100 * run['ann_accuracy']:.2f}%)")
+                       label=f"quantized ANN, k={k}{'' if name == f'k{k}' else f' [{name}]'} "
+                             f"({100 * run['ann_accuracy']:.2f}%)")
     for k, curve in paper.items():
-        if k in runs:
+        if k in colors:
             steps = np.arange(1, len(curve[key]) + 1)
             ax.plot(steps, curve[key] * scale, color=colors[k], alpha=0.45, linestyle=":", marker="x",
                     markersize=3, label=curve["label"])
-    longest = max([run["time_steps"] for run in runs.values()] + [len(c[key]) for k, c in paper.items() if k in runs])
+    longest = max([run["time_steps"] for run in runs.values()] + [len(c[key]) for k, c in paper.items() if k in colors])
     ax.set_xticks(np.arange(1, longest + 1, max(1, longest // 20)))
     if key == "accuracy":
         low = min([run["curve"]["accuracy"][-1] for run in runs.values()]) * 100
@@ -153,12 +203,15 @@ def _per_step(runs: dict[int, dict], paper: dict, key: str, ylabel: str, title: 
     _save(fig, path)
 
 
-def plot_accuracy_sops(runs: dict[int, dict], paper: dict, title: str, path: Path) -> None:
+def plot_accuracy_sops(runs: dict[str, dict], paper: dict, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
-    for k, run in runs.items():
+    drawn = set()
+    for run in runs.values():
+        k = run["k"]
         line, = ax.plot(run["curve"]["sops"] / 1e6, 100 * run["curve"]["accuracy"], marker="o", markersize=3,
                         label=run["label"])
-        if k in paper:
+        if k in paper and k not in drawn:
+            drawn.add(k)
             ax.plot(paper[k]["sops"] / 1e6, 100 * paper[k]["accuracy"], color=line.get_color(), alpha=0.45,
                     linestyle=":", marker="x", markersize=3, label=paper[k]["label"])
     low = min(run["curve"]["accuracy"][-1] for run in runs.values()) * 100
@@ -171,7 +224,7 @@ def plot_accuracy_sops(runs: dict[int, dict], paper: dict, title: str, path: Pat
     _save(fig, path)
 
 
-def plot_sparsity(runs: dict[int, dict], title: str, path: Path) -> None:
+def plot_sparsity(runs: dict[str, dict], title: str, path: Path) -> None:
     ks = list(runs)
     neurons = np.array([runs[k]["hidden_neurons_per_image"] for k in ks])
     positive = np.array([runs[k]["positive_spikes_per_image"] for k in ks]) / neurons
@@ -200,7 +253,7 @@ def plot_workspace(workspace: Path, shipped: bool = False) -> list[Path]:
         raise SystemExit(f"error: no spiking runs under {log_root}; run the workspace's Spiking script first")
     name = workspace_name(workspace)
     paper = paper_curves(name)
-    title = TITLES.get(next(iter(runs.values()))["network"], name)
+    title = TITLES.get(str(next(iter(runs.values())).get("network")), name)
     paths = [out_dir / f for f in FIGURES]
     _per_step(runs, paper, "accuracy", "test accuracy (%)", f"{title}: accuracy after each time step", paths[0],
               100.0)

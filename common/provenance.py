@@ -64,11 +64,30 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def data_name(path: str | Path, roots: Iterable[str | Path] = ()) -> str:
+    """A data file as recorded: relative to the data root holding it (``mnist/t10k-images-idx3-ubyte.gz``),
+    else its folder and name, so that records carry no machine's paths."""
+    path = Path(path).absolute()
+    for root in roots:
+        try:
+            return path.relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            continue
+    return f"{path.parent.name}/{path.name}"
+
+
+def interpreter() -> str:
+    """The interpreter by its version (``python3.11``), not by its path on this machine."""
+    return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def run_record(checkpoint: str | Path | None = None, data_files: Iterable[str | Path] = (),
-               started: float | None = None) -> dict[str, object]:
-    """Command line, git commit, versions, CPU, checkpoint and data checksums, wall time."""
+               started: float | None = None, data_roots: Iterable[str | Path] = ()) -> dict[str, object]:
+    """Command line, git commit, versions, CPU, checkpoint and data checksums, wall time. Data files are
+    named relative to ``data_roots``, the interpreter by its version."""
+    roots = list(data_roots)
     record: dict[str, object] = {
-        "command": shlex.join([sys.executable, *sys.argv]),
+        "command": shlex.join([interpreter(), *sys.argv]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started or time.time())),
         "git": git_state(),
         "versions": versions(),
@@ -76,7 +95,7 @@ def run_record(checkpoint: str | Path | None = None, data_files: Iterable[str | 
     }
     if checkpoint is not None and Path(checkpoint).is_file():
         record["checkpoint_sha256"] = sha256(checkpoint)
-    record["data_sha256"] = {str(p): sha256(p) for p in data_files}
+    record["data_sha256"] = {data_name(p, roots): sha256(p) for p in data_files}
     if started is not None:
         record["wall_seconds"] = round(time.time() - started, 2)
     return record

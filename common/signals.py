@@ -1,12 +1,19 @@
-"""SIGINT and SIGTERM as a flag that long loops check, so they can stop cleanly and save."""
+"""SIGINT, SIGTERM and SIGHUP as a flag that long loops check, so they can stop cleanly and save; and a
+standard output that may go away (``| head``, ``>/dev/full``, closed) without taking the run with it."""
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
+import sys
+from typing import TextIO
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
 
 
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
-    """SIGINT or SIGTERM arrived; what could be saved has been saved (the message says where)."""
+    """SIGINT, SIGTERM or SIGHUP arrived; what could be saved has been saved (the message says where)."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
@@ -14,13 +21,13 @@ class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
 
 
 class SignalGuard:
-    """Within ``with``, SIGINT and SIGTERM only set ``signum``; the loop decides when to stop."""
+    """Within ``with``, SIGINT, SIGTERM and SIGHUP only set ``signum``; the loop decides when to stop."""
 
     def __init__(self):
         self.signum: int | None = None
 
     def __enter__(self) -> SignalGuard:
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -36,3 +43,54 @@ class SignalGuard:
 
     def stop(self) -> bool:
         return self.signum is not None
+
+
+class _TolerantOutput:
+    """A text stream whose write errors (a closed pipe, a full disk) silence it instead of ending the run."""
+
+    LOST = (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO, errno.EDQUOT)
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self.lost = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def _guard(self, action, *args):
+        if self.lost:
+            return None
+        try:
+            return action(*args)
+        except OSError as e:
+            if e.errno not in self.LOST:
+                raise
+            self._lose(e)
+            return None
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text) or len(text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def _lose(self, error: OSError) -> None:
+        self.lost = True
+        try:  # whatever is still buffered goes to /dev/null, so that the exit flush cannot fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        if error.errno != errno.EPIPE:  # a closed pipe (`| head`) is what the reader wanted
+            sys.stderr.write(f"note: standard output failed ({error.strerror}); the run goes on silently and "
+                             f"still writes its files\n")
+            sys.stderr.flush()
+
+
+def tolerate_lost_stdout() -> None:
+    """Keep running, and writing logs and checkpoints, when standard output is closed or cannot be written."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    elif not isinstance(sys.stdout, _TolerantOutput):
+        sys.stdout = _TolerantOutput(sys.stdout)

@@ -6,6 +6,7 @@ import concurrent.futures
 import dataclasses
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ class SpikingConfig:
     simulator: str = "fast"  # or "reference"
     neuron_rule: str = neurons.DEFAULT_RULE  # a name in common.neurons.RULES
     early_exit: bool = True
+    replace_logs: bool = False  # replace an earlier run in log_dir instead of moving it aside
     tensorboard: Path | None = None
     strategy: tf.distribute.Strategy | None = None  # None: one device
 
@@ -142,11 +144,17 @@ def run(cfg: SpikingConfig) -> dict:
     if not 1 <= cfg.time_steps <= MAX_TIME_STEPS:
         raise ValueError(f"--time_steps {cfg.time_steps} is out of range 1..{MAX_TIME_STEPS}")
     strategy = cfg.strategy or tf.distribute.get_strategy()
+    if not distribute.is_chief(strategy):
+        return _run(cfg, strategy, started)
+    log_dir = logs.check_writable(cfg.log_dir)  # the rules of a log folder: see common.logs
+    if cfg.tensorboard is not None:
+        logs.check_folder(cfg.tensorboard, "--tensorboard")
+    with logs.writer_lock(log_dir):
+        return _run(dataclasses.replace(cfg, log_dir=log_dir), strategy, started)
+
+
+def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -> dict:
     chief = distribute.is_chief(strategy)
-    if chief:
-        logs.check_writable(cfg.log_dir)
-        if cfg.tensorboard is not None:
-            logs.check_writable(cfg.tensorboard)
     net, k, scale = cfg.network, cfg.k, float(2 ** cfg.k)
     weights = checkpoint.load(cfg.checkpoint, net, k)
     simulator = cfg.simulator if neurons.rule(cfg.neuron_rule).fast else "reference"
@@ -160,7 +168,8 @@ def run(cfg: SpikingConfig) -> dict:
               "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see the README's 'Scaling out')", flush=True)
     sn = convert.convert(net, k, weights)
     replicas = [_Replica(cfg, sn, weights, device) for device in devices]
-    test = data.load_split(net.dataset, "test", cfg.roots).head(cfg.num_samples)
+    whole_test = data.load_split(net.dataset, "test", cfg.roots)
+    test = whole_test.head(cfg.num_samples)
     if len(test) == 0:
         raise data.DataError(f"{net.dataset}: the test set is empty; check the data files")
     inputs = data.eval_inputs(net.dataset, test)
@@ -199,19 +208,33 @@ def run(cfg: SpikingConfig) -> dict:
             break
         totals.add(tallies[b])
     partial = totals.count("samples") < len(test)
+    if totals.count("samples") == 0:  # no finished batch: no figures to report, nothing to write
+        signum = guard.signum or signal.SIGTERM
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name} before the first batch finished: "
+                          f"nothing written; {cfg.log_dir} is unchanged", signum)
     summary = _summary(cfg, totals, simulator)
     summary["partial"] = partial
-    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started)
+    summary["test_images"] = len(whole_test)
+    summary["differs_from_defaults"] = logs.differences(summary)
+    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started, cfg.roots)
     if not chief:
         print("done: the chief wrote the logs", flush=True)
         return summary
     try:
-        logs.write_logs(cfg.log_dir, totals.lines, summary)
+        moved = logs.write_logs(cfg.log_dir, totals.lines, summary, cfg.replace_logs)
     except OSError as e:
         raise logs.LogDirError(f"cannot write the logs into {cfg.log_dir} ({e.strerror}); the previous logs "
                                f"there, if any, are untouched; free some space or pass another --log_dir") from None
+    if moved is not None:
+        print(f"note: the earlier run in {cfg.log_dir} was moved to {moved} (--replace_logs True replaces it)",
+              flush=True)
     if cfg.tensorboard is not None:
-        logs.write_tensorboard(cfg.tensorboard, summary, totals.lines)
+        try:
+            logs.write_tensorboard(cfg.tensorboard, summary, totals.lines)
+        except (OSError, tf.errors.OpError) as e:
+            raise logs.LogDirError(f"wrote the logs to {cfg.log_dir}, but cannot write the TensorBoard summaries "
+                                   f"into {cfg.tensorboard} ({getattr(e, 'strerror', None) or e.message}); free "
+                                   f"some space or pass another --tensorboard") from None
     if partial:
         signum = guard.signum or signal.SIGTERM
         raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
@@ -282,26 +305,54 @@ def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
 
 def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, unsettled: np.ndarray) -> None:
     snn = summary["snn_accuracy"][-1]
+    differs = summary["differs_from_defaults"]
     print(f"ANN accuracy {summary['ann_accuracy']:.4f}  SNN accuracy {snn:.4f}  "
           f"agreement {summary['agreement']:.4f}  lossless step {summary['lossless_step']}  "
           f"mismatched neurons {summary['mismatched_neurons']}  "
-          f"({summary['run']['wall_seconds']:.1f}s, logs in {cfg.log_dir})", flush=True)
+          f"({summary['run']['wall_seconds']:.1f}s, logs in {cfg.log_dir})"
+          + (f"  [differs from the defaults: {'; '.join(differs)}]" if differs else ""), flush=True)
     if len(unsettled):
-        print(f"note: {len(unsettled)} images were still spiking after {cfg.time_steps} steps, so their counts are "
-              f"not final; --time_steps {_sufficient_steps(cfg, fast, unsettled)} lets every image settle",
-              flush=True)
+        with SignalGuard() as guard:
+            enough, tried = _sufficient_steps(cfg, fast, unsettled, guard.stop)
+        still = f"note: {len(unsettled)} images were still spiking after {cfg.time_steps} steps, so their counts " \
+                f"are not final; "
+        if enough is not None:
+            print(still + f"simulated again, they settle within {enough} steps: pass --time_steps {enough}",
+                  flush=True)
+        else:
+            why = f"at {guard.name}" if guard.stop() else f"after {ADVICE_SECONDS:g} s" if tried < MAX_TIME_STEPS else \
+                f"at the limit of {MAX_TIME_STEPS:,} steps"
+            print(still + f"they need more than {tried} --time_steps (the check of how many stopped {why})",
+                  flush=True)
+        if guard.stop():
+            raise Interrupted(f"interrupted by {guard.name} while checking the unsettled images; the logs in "
+                              f"{cfg.log_dir} are complete", guard.signum)
 
 
-def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, unsettled: np.ndarray) -> int:
-    """Steps after which the ``unsettled`` inputs (times ``2^k``) are quiet: simulated again, longer, at most
-    ``MAX_TIME_STEPS``."""
-    steps, last = cfg.time_steps, 0
-    for b in range(0, len(unsettled), cfg.batch_size):
-        x = unsettled[b:b + cfg.batch_size]
-        while True:
-            settle = fast.simulate(x, steps).settle
-            if (settle >= 0).all() or steps >= MAX_TIME_STEPS:
-                break
-            steps = min(2 * steps, MAX_TIME_STEPS)
-        last = max(last, int(settle.max()) + 1)
-    return min(max(last, cfg.time_steps), MAX_TIME_STEPS)
+ADVICE_SECONDS = 30.0  # the unsettled-images note is worked out for at most this long (compiling included)
+
+
+def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, unsettled: np.ndarray,
+                      stop: Callable[[], bool], seconds: float = ADVICE_SECONDS) -> tuple[int | None, int]:
+    """Steps after which the ``unsettled`` inputs (times ``2^k``) are quiet, found by simulating them again
+    with doubling lengths up to ``MAX_TIME_STEPS``; ``(None, T)`` when they still spiked after ``T`` steps
+    as the time budget ran out, ``stop()`` said so, or ``MAX_TIME_STEPS`` was reached."""
+    deadline = time.monotonic() + seconds
+    give_up = lambda: stop() or time.monotonic() > deadline  # noqa: E731
+    tried = cfg.time_steps  # the run itself found them spiking after this many steps
+    while tried < MAX_TIME_STEPS:
+        steps = min(2 * tried, MAX_TIME_STEPS)
+        last = 0
+        try:
+            for b in range(0, len(unsettled), cfg.batch_size):
+                settle = fast.simulate(unsettled[b:b + cfg.batch_size], steps, stop=give_up).settle
+                if (settle < 0).any():
+                    break
+                last = max(last, int(settle.max()) + 1)  # a run of settle + 1 steps sees the quiet step
+            else:
+                # the run saw them spiking at its last step, so fewer than time_steps + 1 cannot be enough
+                return max(last, cfg.time_steps + 1), tried
+        except Stopped:
+            return None, tried
+        tried = steps
+    return None, tried

@@ -43,6 +43,8 @@ def quiet_native_stderr() -> Iterator[None]:
         os.dup2(sink.fileno(), 2)
         try:
             yield
+        except KeyboardInterrupt:  # Ctrl-C during start-up: the caller's one line, not TensorFlow's
+            raise
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)

@@ -125,7 +125,11 @@ def restore_optimizer(opt: tf.keras.optimizers.Optimizer, model: tl.models.Model
     if len(state) != len(variables) or any(v.shape != s.shape for v, s in zip(variables, state)):
         raise checkpoint.CheckpointError(f"checkpoint {path}: optimizer state does not fit this network")
     for v, s in zip(variables, state):
-        v.assign(s)
+        try:
+            v.assign(s)
+        except (TypeError, ValueError, tf.errors.OpError):
+            raise checkpoint.CheckpointError(f"checkpoint {path}: optimizer state of type {s.dtype} does not fit "
+                                             f"this network's {v.dtype.name}; the file is damaged") from None
 
 
 def history_path(ckpt: Path) -> Path:
@@ -134,11 +138,10 @@ def history_path(ckpt: Path) -> Path:
 
 def as_history(obj: object) -> dict:
     """A training history ``{"runs": [...], "epochs": [...]}``; a bare list (format 1) is its epochs."""
-    if isinstance(obj, list):
-        return {"runs": [], "epochs": obj}
-    if isinstance(obj, dict) and isinstance(obj.get("epochs"), list) and isinstance(obj.get("runs", []), list):
-        return {"runs": obj.get("runs", []), "epochs": obj["epochs"]}
-    raise ValueError("not a training history")
+    try:
+        return checkpoint.history_from(obj, "it")
+    except checkpoint.CheckpointError as e:
+        raise ValueError(str(e).removeprefix("it: ")) from None
 
 
 def run(cfg: TrainConfig) -> float:
@@ -149,6 +152,13 @@ def run(cfg: TrainConfig) -> float:
     splits = ("test",) if cfg.mode == "inference" else ("train", "test")
     data.locate(dataset, data.files_of(dataset, splits), cfg.roots)  # one message naming every missing file
     if cfg.mode == "training":
+        if cfg.tensorboard is not None:
+            from common import logs
+
+            try:
+                logs.check_folder(cfg.tensorboard, "--tensorboard")
+            except logs.LogDirError as e:
+                raise TrainingError(str(e)) from None
         strategy = cfg.strategy or tf.distribute.get_strategy()
         # only the chief writes; the other workers of a cluster read the checkpoint when resuming
         lock = checkpoint.writer_lock(cfg.checkpoint) if distribute.is_chief(strategy) else contextlib.nullcontext()
@@ -247,15 +257,21 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
                 f"checkpoint {cfg.checkpoint} stopped after batch {skip} of an epoch, but an epoch here has "
                 f"{max(1, len(train) // cfg.batch_size)} batches; resume with the run's own --batch_size and "
                 f"--train_samples")
+        if target > checkpoint.MAX_EPOCH:
+            raise TrainingError(f"training to epoch {target} goes beyond the {checkpoint.MAX_EPOCH:,} epochs a "
+                                f"checkpoint holds; pass a smaller --epochs")
         print(f"resuming {cfg.checkpoint} at epoch {start_epoch + 1}"
               + (f", batch {skip + 1}" if skip else "") + f"; training to epoch {target}", flush=True)
+    elif target > checkpoint.MAX_EPOCH:
+        raise TrainingError(f"--epochs {target} is more than the {checkpoint.MAX_EPOCH:,} epochs a checkpoint holds; "
+                            f"pass a smaller --epochs")
     elif cfg.checkpoint.exists() and chief:
         backup = checkpoint.back_up(cfg.checkpoint)
         print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
     files = sorted({*train.files, *held_out.files, *test_files})
     run_index = len(history["runs"])
     history["runs"].append(provenance.run_record(
-        ckpt and cfg.checkpoint, files, started) | {"settings": _settings(cfg)})
+        ckpt and cfg.checkpoint, files, started, cfg.roots) | {"settings": _settings(cfg)})
 
     train_step = make_train_step(model, opt, strategy, cfg.jit_compile)
 
@@ -338,10 +354,15 @@ def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_
                 test_acc = record["test_acc"] = final_test
             history["epochs"].append(record)
             if writer is not None:
-                with writer.as_default():
-                    for name in ("train_loss", "train_acc", f"{held_out_name}_loss", f"{held_out_name}_acc"):
-                        tf.summary.scalar(name.replace("_", "/", 1), record[name], step=epoch + 1)
-                writer.flush()
+                try:
+                    with writer.as_default():
+                        for name in ("train_loss", "train_acc", f"{held_out_name}_loss", f"{held_out_name}_acc"):
+                            tf.summary.scalar(name.replace("_", "/", 1), record[name], step=epoch + 1)
+                    writer.flush()
+                except (OSError, tf.errors.OpError) as e:  # the checkpoint matters more: training goes on
+                    print(f"note: cannot write the TensorBoard summaries into {cfg.tensorboard} "
+                          f"({getattr(e, 'strerror', None) or e.message}); training goes on without them", flush=True)
+                    writer = None
             print(f"   train loss: {record['train_loss'] or float('nan'):.4f}  "
                   f"train acc: {record['train_acc'] or float('nan'):.4f}  "
                   f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
@@ -392,6 +413,6 @@ def _previous_history(path: Path, ckpt: checkpoint.Checkpoint) -> dict:
         return {"runs": [], "epochs": []}
     try:
         return as_history(json.loads(side.read_text()))
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, RecursionError) as e:
         raise checkpoint.CheckpointError(f"{side} is not a readable training history ({e}); move it aside "
                                          f"to resume without it") from None

@@ -133,3 +133,166 @@ def test_float16_export_refuses_weights_beyond_its_range(tmp_path, rng):
     with pytest.raises(checkpoint.CheckpointError, match="exceeds float16's range"):
         checkpoint.export(tmp_path / "big.npz", tmp_path / "half.npz", float16=True)
     assert not (tmp_path / "half.npz").exists()
+
+
+# ---------------------------------------------------------------------------- what is written is readable
+
+@pytest.mark.parametrize("k", [None, 0, 8])
+def test_every_meta_field_round_trips_at_its_limits(tmp_path, rng, k):
+    path = tmp_path / "limits.npz"
+    top = checkpoint.MAX_EPOCH
+    history = {"runs": [{"command": "x" * 1000}],
+               "epochs": [{"epoch": top, "run": 0, "learning_rate": 1e-300, "train_images": 10 ** 18,
+                           "train_loss": 1e308, "train_acc": 0.5, "validation_loss": None}]}
+    checkpoint.save(path, MLP, k, random_weights(MLP, rng), epoch=top, batch=checkpoint.MAX_BATCH,
+                    optimizer=[np.array(2 ** 62), np.zeros(4)], target_epoch=top, history=history)
+    ckpt = checkpoint.load(path, MLP, k)
+    assert (ckpt.epoch, ckpt.batch, ckpt.target_epoch) == (top, checkpoint.MAX_BATCH, top)
+    assert ckpt.history == history and int(ckpt.optimizer[0]) == 2 ** 62
+
+
+def test_the_largest_history_a_checkpoint_holds_round_trips(tmp_path, rng):
+    record = {"epoch": checkpoint.MAX_EPOCH, "run": 0, "learning_rate": 0.0001, "train_images": 50000,
+              "train_loss": 0.12345678901234, "train_acc": 0.98765432109876, "validation_loss": 0.1234567890123,
+              "validation_acc": 0.9876543210987, "seconds": 12345.67, "test_acc": 0.9912}
+    history = {"runs": [], "epochs": [record] * checkpoint.MAX_EPOCH}  # every epoch a training run can reach
+    checkpoint.save(tmp_path / "long.npz", MLP, 1, random_weights(MLP, rng), epoch=checkpoint.MAX_EPOCH,
+                    history=history)
+    assert len(checkpoint.load(tmp_path / "long.npz", MLP, 1).history["epochs"]) == checkpoint.MAX_EPOCH
+
+
+@pytest.mark.parametrize("field, value", [
+    ("epoch", checkpoint.MAX_EPOCH + 1), ("epoch", 10 ** 20), ("epoch", -1), ("batch", checkpoint.MAX_BATCH + 1),
+    ("target_epoch", 2_000_000), ("k", 65), ("k", -2), ("epoch", 3.0),
+])
+def test_the_writer_refuses_what_the_reader_would_refuse(tmp_path, rng, field, value):
+    path = tmp_path / "k1.npz"
+    checkpoint.save(path, MLP, 1, random_weights(MLP, rng), epoch=1)
+    before = path.read_bytes()
+    settings = dict(k=1, epoch=1, batch=0, target_epoch=None)
+    settings[field] = value
+    k = settings.pop("k")
+    with pytest.raises(checkpoint.CheckpointError, match=f"cannot save checkpoint .*'meta/{field}'"):
+        checkpoint.save(path, MLP, k, random_weights(MLP, rng), **settings)
+    assert path.read_bytes() == before
+
+
+def test_a_history_too_large_to_read_back_is_not_written(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(checkpoint, "MAX_HISTORY_BYTES", 4000)
+    with pytest.raises(checkpoint.CheckpointError, match="training history is .* MiB, more than"):
+        checkpoint.save(tmp_path / "k1.npz", MLP, 1, random_weights(MLP, rng), epoch=1,
+                        history={"runs": [], "epochs": [{"epoch": 1, "note": "x" * 2000}]})
+    assert not (tmp_path / "k1.npz").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 200_000 + "]" * 200_000, "not valid JSON"),
+    ('{"runs": [], "epochs": [{"epoch": ' + "9" * 5000 + "}]}", "not valid JSON"),
+    ('{"runs": [], "epochs": [5]}', "not a list of epoch records"),
+    ('{"runs": 5, "epochs": []}', "not a list of epoch records"),
+    ('{"runs": [], "epochs": [{"epoch": "1"}]}', "not a list of epoch records"),
+    ("7", "not a list of epoch records"),
+])
+def test_a_malformed_history_in_a_checkpoint_is_one_error(saved, text, message):
+    path, _ = saved
+    _rewrite(path, **{"meta/history": np.array(text)})
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        checkpoint.load(path, MLP, 1)
+
+
+@pytest.mark.parametrize("state", [np.array(np.nan), np.array(-3), np.array([np.inf, 1.0]), np.array("x")])
+def test_a_damaged_optimizer_state_is_named_not_blamed_on_the_learning_rate(saved, state):
+    path, _ = saved
+    _rewrite(path, **{"optimizer/000": state})
+    with pytest.raises(checkpoint.CheckpointError, match="optimizer state 'optimizer/000'.*damaged"):
+        checkpoint.load(path, MLP, 1)
+
+
+# ---------------------------------------------------------------------------- export reads with the loader's checks
+
+def test_float16_export_refuses_weights_below_its_range(tmp_path, rng):
+    weights = random_weights(MLP, rng)
+    weights["conv1/filters"][:] = 1e-9
+    checkpoint.save(tmp_path / "tiny.npz", MLP, 1, weights, epoch=1)
+    with pytest.raises(checkpoint.CheckpointError, match="'conv1/filters' of .* below float16's range"):
+        checkpoint.export(tmp_path / "tiny.npz", tmp_path / "half.npz", float16=True)
+    assert not (tmp_path / "half.npz").exists()
+
+
+def zip_bomb(path):
+    """A checkpoint whose weight member declares its true shape but is a huge run of zeros (compressed)."""
+    import zipfile
+
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (400000000,), }"
+    header = header + " " * (-(len(header) + 11) % 64) + "\n"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("meta/network.npy", _npy(np.array("fashion_mlp")))
+        archive.writestr("meta/k.npy", _npy(np.array(1)))
+        with archive.open("conv1/filters.npy", "w", force_zip64=True) as member:
+            member.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+            zeros = bytes(2 ** 24)
+            for _ in range(8):  # 134 MB of zeros, about 130 kB compressed
+                member.write(zeros)
+    return path
+
+
+def _npy(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "not a checkpoint"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.ones(3)) or p.with_suffix(".npy").rename(p), "not a checkpoint"),
+    (lambda p: np.savez(p, junk=np.ones(3)), "meta/network is missing"),
+    (lambda p: np.savez(p, **{"meta/network": np.array("someone_elses")}), "'someone_elses'"),
+    (zip_bomb, "'conv1/filters' has shape (400000000,)"),
+])
+def test_export_refuses_what_load_refuses(tmp_path, make, message):
+    src = tmp_path / "src.npz"
+    make(src)
+    with pytest.raises(checkpoint.CheckpointError, match=re_escape(message)):
+        checkpoint.export(src, tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
+
+
+def re_escape(text):
+    import re
+
+    return re.escape(text)
+
+
+def test_export_refuses_nan_weights_and_raw_members(saved, tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    from conftest import ROOT
+
+    path, weights = saved
+    bad = dict(weights)
+    bad["bn1/gamma"] = np.full_like(weights["bn1/gamma"], np.nan)
+    checkpoint.save(tmp_path / "nan.npz", MLP, 1, bad, epoch=1)
+    done = subprocess.run([sys.executable, "-m", "common.checkpoint", "export", str(tmp_path / "nan.npz"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error: cannot export") and "'bn1/gamma' holds NaN" in done.stderr
+    raw = tmp_path / "raw.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(raw, "w") as dst:
+        for info in src.infolist():
+            data = b"not an array at all" if info.filename == "conv1/filters.npy" else src.read(info)
+            dst.writestr(info.filename, data)
+    with pytest.raises(checkpoint.CheckpointError, match="not a valid .npz"):
+        checkpoint.export(raw, tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_float16_export_lets_only_negligible_weights_underflow(tmp_path, rng):
+    weights = random_weights(MLP, rng)
+    weights["conv1/filters"].flat[0] = 1e-9  # a ten-millionth of its neighbours: 0 in float16 changes nothing
+    checkpoint.save(tmp_path / "k1.npz", MLP, 1, weights, epoch=1)
+    checkpoint.export(tmp_path / "k1.npz", tmp_path / "half.npz", float16=True)
+    assert checkpoint.load(tmp_path / "half.npz", MLP, 1)["conv1/filters"].flat[0] == 0

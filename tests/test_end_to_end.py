@@ -102,7 +102,7 @@ def test_too_few_steps_are_named_with_steps_that_suffice(trained, tmp_path, caps
     unsettled = summary["settle_steps"]["unsettled"]
     note = capsys.readouterr().out.strip().splitlines()[-1]
     match = re.fullmatch(rf"note: {unsettled} images were still spiking after 3 steps, so their counts are not "
-                         r"final; --time_steps (\d+) lets every image settle", note)
+                         r"final; simulated again, they settle within (\d+) steps: pass --time_steps \1", note)
     assert unsettled > 0 and match, note
     enough = int(match.group(1))
     again = simulate(trained, tmp_path / "enough", time_steps=enough, num_samples=60, batch_size=25)

@@ -336,3 +336,217 @@ def test_inference_prints_only_what_it_uses():
     first, last = done.stdout.splitlines()[0], done.stdout.splitlines()[-1]
     assert "mode=inference" in first and "learning_rate" not in first and "resume" not in first
     assert last.startswith("test accuracy: ")
+
+
+# ---------------------------------------------------------------------------- third round (issue 20)
+
+def cifar_pickle_of(tmp_path: Path, raw: bytes) -> Path:
+    path = tmp_path / "test_batch"
+    path.write_bytes(raw)
+    return path
+
+
+def small_cifar_pickle() -> bytes:
+    return pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2]}, protocol=2)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: small_cifar_pickle().replace(b"latin1", b"rot_13"), "refusing to encode with 'rot_13'"),
+    (lambda: b"\x80\x04\x8e" + (2 ** 60).to_bytes(8, "little") + b"xx.", "bytes8, but only"),
+    (lambda: pickle.dumps({b"data": np.zeros(4, np.uint8)}, protocol=2).replace(
+        b"K\x04\x85", b"\x8a\x07" + (2 ** 50).to_bytes(7, "little") + b"\x85", 1), "shape (1125899906842624,)"),
+    (lambda: b"\x80\x02c__builtin__\neval\nq\x00.", "refusing to load __builtin__.eval"),
+    (lambda: b"\x80\x02(c__builtin__\nobject\no.", "opcode OBJ"),
+])
+def test_crafted_cifar_pickles_are_one_error(tmp_path, make, message):
+    with pytest.raises(data.DataError, match="not a CIFAR-10 python batch") as e:
+        data.read_cifar_batch(cifar_pickle_of(tmp_path, make()))
+    assert message in str(e.value)
+
+
+def test_a_python3_cifar_pickle_still_loads(tmp_path):
+    images, labels = data.read_cifar_batch(cifar_pickle_of(tmp_path, small_cifar_pickle()))
+    assert images.shape == (2, 32, 32, 3) and type(images) is np.ndarray and labels.tolist() == [1, 2]
+
+
+def test_negspike_data_pointing_at_a_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "file"))
+    with pytest.raises(data.DataError, match="NEGSPIKE_DATA=.* is not a folder"):
+        data.data_roots(None, tmp_path)
+    assert data.data_roots(str(tmp_path), tmp_path) == [tmp_path]  # --data_dir wins
+
+
+def test_boolean_flags_take_a_separate_value_as_the_readme_writes_them():
+    from absl import flags
+
+    from common import cli
+
+    fv = flags.FlagValues()
+    cli.define_snn_flags(time_steps=20, fv=fv)
+    argv = cli._join_boolean_values(["prog", "--early_exit", "False", "--replace_logs", "true", "--k", "1"], fv)
+    fv(argv)
+    assert (fv.early_exit, fv.replace_logs, fv.k) == (False, True, 1)
+    fv(cli._join_boolean_values(["prog", "--early_exit", "--num_samples", "5"], fv))
+    assert fv.early_exit is True and fv.num_samples == 5
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"cluster": {"worker": [1234, "h:1"]}, "task": {"type": "worker", "index": 0}}, "list of \"host:port\""),
+    ({"cluster": {"worker": ["h:1"], "ps": ["h:2"]}, "task": {"type": "worker", "index": 0}}, "task types ['ps']"),
+    ({"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 0.7}}, "task index 0.7"),
+    ({"cluster": {"worker": ["h:1"]}, "task": {"type": "chief", "index": 0}}, "task type 'chief' is not in"),
+    ({"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": True}}, "task index True"),
+    ({"cluster": [], "task": {}}, "not a cluster and a task"),
+])
+def test_a_tf_config_that_is_not_a_worker_cluster_is_one_line(monkeypatch, capsys, config, message):
+    import json
+
+    from common import cli
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    with pytest.raises(SystemExit) as e:
+        cli._check_tf_config()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("error: TF_CONFIG") and message in err
+
+
+def test_without_checkpoint_your_own_shadows_the_shipped_one_and_says_so(tmp_path, capsys):
+    from common import cli
+
+    shipped = tmp_path / "pretrained" / "k1.npz"
+    assert cli.checkpoint_to_read(tmp_path, 1) == tmp_path / "checkpoints" / "k1.npz"  # neither: the message names it
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"x")
+    assert cli.checkpoint_to_read(tmp_path, 1) == shipped and capsys.readouterr().out == ""
+    own = tmp_path / "checkpoints" / "k1.npz"
+    own.parent.mkdir()
+    own.write_bytes(b"x")
+    assert cli.checkpoint_to_read(tmp_path, 1) == own
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and f"using your own checkpoint {own}, which shadows the shipped {shipped}" in out
+
+
+def test_sighup_stops_a_loop_as_sigterm_does():
+    from common.signals import SignalGuard
+
+    with SignalGuard() as guard:
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert guard.stop() and guard.name == "SIGHUP"
+
+
+class _NeverQuiet:
+    """A simulator whose images settle at ``settle`` steps (0-based quiet step), or never."""
+
+    def __init__(self, settle: int | None, seconds_per_call: float = 0.0):
+        self.settle, self.seconds, self.calls = settle, seconds_per_call, []
+
+    def simulate(self, x, steps, stop=lambda: False):
+        import time
+
+        from common.snn import Stopped
+
+        self.calls.append(steps)
+        time.sleep(self.seconds)
+        if stop():
+            raise Stopped
+        quiet = -1 if self.settle is None or self.settle >= steps else self.settle
+        return type("R", (), {"settle": np.full(len(x), quiet)})()
+
+
+def advice_config(time_steps: int = 20) -> spiking.SpikingConfig:
+    return spiking.SpikingConfig(network=MNIST_LENET, k=1, checkpoint=SHIPPED, roots=[], log_dir=Path("."),
+                                 time_steps=time_steps, batch_size=10)
+
+
+def test_the_unsettled_advice_is_true():
+    enough, _ = spiking._sufficient_steps(advice_config(), _NeverQuiet(36), np.zeros((3, 1)), lambda: False)
+    assert enough == 37  # a run of 37 steps sees the quiet step 36 (0-based)
+    # simulated again, they settle sooner than the run saw (noise off the grid): never advise what failed
+    enough, _ = spiking._sufficient_steps(advice_config(), _NeverQuiet(5), np.zeros((3, 1)), lambda: False)
+    assert enough == 21
+
+
+def test_the_unsettled_advice_is_bounded_and_honours_a_signal():
+    import time
+
+    started = time.monotonic()
+    enough, tried = spiking._sufficient_steps(advice_config(), _NeverQuiet(None, 0.05), np.zeros((3, 1)),
+                                              lambda: False, seconds=0.2)
+    assert enough is None and 20 <= tried < spiking.MAX_TIME_STEPS and time.monotonic() - started < 2
+    assert spiking._sufficient_steps(advice_config(), _NeverQuiet(None), np.zeros((3, 1)), lambda: True) == (None, 20)
+    enough, tried = spiking._sufficient_steps(advice_config(), _NeverQuiet(None), np.zeros((3, 1)), lambda: False)
+    assert (enough, tried) == (None, spiking.MAX_TIME_STEPS)
+
+
+def test_epochs_beyond_what_a_checkpoint_holds_are_refused_before_training(idx_root, tmp_path):
+    with pytest.raises(train.TrainingError, match="more than the 100,000 epochs a checkpoint holds"):
+        train.run(config(idx_root, tmp_path / "k1.npz", epochs=2_000_000))
+    assert not (tmp_path / "k1.npz").exists()
+
+
+def test_tensorboard_is_checked_before_training(idx_root, tmp_path):
+    (tmp_path / "tb").write_text("a file")
+    with pytest.raises(train.TrainingError, match="--tensorboard .* is a file"):
+        train.run(config(idx_root, tmp_path / "k1.npz", tensorboard=tmp_path / "tb"))
+    assert not (tmp_path / "k1.npz").exists()
+
+
+@pytest.mark.parametrize("history", [
+    "[" * 200_000 + "]" * 200_000, '{"runs": [], "epochs": [{"epoch": ' + "9" * 5000 + "}]}",
+    '{"runs": [3], "epochs": []}',
+])
+def test_a_malformed_history_beside_an_old_checkpoint_is_one_error(idx_root, tmp_path, history):
+    ckpt = tmp_path / "k1.npz"
+    train.run(config(idx_root, ckpt))
+    with np.load(ckpt) as f:
+        arrays = {name: f[name] for name in f.files if name != "meta/history"}
+    np.savez(ckpt, **arrays)
+    train.history_path(ckpt).write_text(history)
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable training history"):
+        train.run(config(idx_root, ckpt, resume=True))
+
+
+def test_a_closed_or_full_standard_output_does_not_lose_the_run(tmp_path):
+    """| head -1, >/dev/full and a closed stdout: the logs are still written, with no traceback."""
+    script = f"{sys.executable} {SPIKING} --num_samples 2 --time_steps 3 --log_dir"
+    done = subprocess.run(f"{script} {tmp_path / 'head'} | head -1; echo status ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[-1] == "status 0", done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and logs.read_summary(tmp_path / "head")["num_samples"] == 2
+    if os.path.exists("/dev/full"):
+        done = subprocess.run(f"{script} {tmp_path / 'full'} > /dev/full", shell=True, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert done.stderr.startswith("note: standard output failed (No space left on device)")
+        assert logs.read_summary(tmp_path / "full")["num_samples"] == 2
+    done = subprocess.run(f"{script} {tmp_path / 'closed'} >&-", shell=True, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert logs.read_summary(tmp_path / "closed")["num_samples"] == 2
+
+
+def test_ctrl_c_while_the_unsettled_note_is_worked_out_is_honoured(capsys):
+    class SignalledSimulator(_NeverQuiet):
+        def simulate(self, x, steps, stop=lambda: False):
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().simulate(x, steps, stop)
+
+    summary = {"snn_accuracy": [1.0], "ann_accuracy": 1.0, "agreement": 1.0, "lossless_step": 1,
+               "mismatched_neurons": 0, "run": {"wall_seconds": 1.0}, "differs_from_defaults": []}
+    with pytest.raises(spiking.Interrupted, match="SIGINT while checking the unsettled images; the logs in"):
+        spiking._report(advice_config(), summary, SignalledSimulator(None), np.zeros((3, 1)))
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith("note: 3 images were still spiking after 20 steps")
+    assert note.endswith("they need more than 20 --time_steps (the check of how many stopped at SIGINT)")
+
+
+def test_ctrl_c_during_start_up_is_one_line():
+    import time
+
+    worker = subprocess.Popen([sys.executable, str(SPIKING), "--num_samples", "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # importing TensorFlow
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130 and err == "interrupted by SIGINT (files are written whole or not at all)\n"

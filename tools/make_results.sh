@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The shipped results: simulate every shipped network on its full test set into <workspace>/pretrained/logs/k<k>/,
-# draw <workspace>/pretrained/figs/ and regenerate the README's table. User runs never write there.
+# draw <workspace>/pretrained/figs/ and regenerate the README's table. User runs never write there: only
+# NEGSPIKE_WRITE_SHIPPED=1, set here, lets a spiking run write a pretrained/ folder.
 # MNIST runs offline on the shipped test set; the others need NEGSPIKE_DATA (or <workspace>/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,8 @@ spike() {  # spike <Spiking script> <k> [extra flags...]
   local dir
   dir=$(dirname "$script")
   if [[ -f $dir/pretrained/k$k.npz ]]; then
-    python "$script" --k "$k" --checkpoint "$dir/pretrained/k$k.npz" --log_dir "$dir/pretrained/logs/k$k" "$@"
+    NEGSPIKE_WRITE_SHIPPED=1 python "$script" --k "$k" --checkpoint "$dir/pretrained/k$k.npz" \
+      --log_dir "$dir/pretrained/logs/k$k" --replace_logs True "$@"
   fi
 }
 

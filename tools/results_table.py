@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.fsutil import write_text  # noqa: E402
 from common.paper import PAPER_TABLE  # noqa: E402
 from common.plots import epochs_of, paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
 
@@ -31,11 +32,38 @@ ROWS = [(ws, row.label, row.ann_k1, row.fp32, row.time_steps_k1) for ws, row in 
 
 
 def read_json(path: Path) -> dict | list | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The JSON in ``path``; None if there is none, or (with a warning) if it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        sys.stderr.write(f"warning: skipping {path}: not readable JSON ({str(e)[:100]})\n")
+        return None
+
+
+def summary_row(summary: object, path: Path, history: dict | list | None) -> str | None:
+    """The table cells of one shipped spiking run; None (with a warning) for a malformed summary."""
+    try:
+        ties = summary.get("float32_near_ties", {})
+        partial = " (partial)" if summary.get("partial") else ""
+        return (f"| {epochs_note(history)} | {100 * summary['ann_accuracy']:.2f} | "
+                f"{100 * summary['snn_accuracy'][-1]:.2f} ({summary['time_steps']}) | {summary['lossless_step']} | "
+                f"{summary['agreement']:.4f} | {summary['mismatched_neurons']} | "
+                f"{ties.get('neurons', '–')} / {ties.get('predictions', '–')} | "
+                f"{summary['spikes_per_image']:,.0f} | {summary['sops_per_image'] / 1e6:.2f} M | "
+                f"{summary['num_samples']:,}{partial} |")
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+        sys.stderr.write(f"warning: skipping {path}: not a summary of a spiking run ({type(e).__name__}: "
+                         f"{str(e)[:80]})\n")
+        return None
 
 
 def epochs_note(history: dict | list | None) -> str:
-    return trained_for(history, unit="") or "–"
+    try:
+        return trained_for(history, unit="") or "–"
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return "?"
 
 
 def settled_step(accuracy) -> int:
@@ -100,24 +128,19 @@ def table() -> str:
         ws = ROOT / workspace
         curves = paper_curves(workspace)
         for k in (0, 1, 2):
-            summary = read_json(ws / "pretrained" / "logs" / f"k{k}" / "summary.json")
+            path = ws / "pretrained" / "logs" / f"k{k}" / "summary.json"
+            summary = read_json(path)
             ann = f"{paper_ann:.2f}" if k == 1 else "–"
             paper = f"| {label} | {k} | {ann} | {paper_snn(curves.get(k), table_step if k == 1 else None)} "
-            if summary is None:
-                lines.append(paper + "| not run here | | | | | | | | | |")
-                continue
-            history = read_json(ws / "pretrained" / f"k{k}.history.json")
-            ties = summary.get("float32_near_ties", {})
-            lines.append(
-                paper + f"| {epochs_note(history)} | {100 * summary['ann_accuracy']:.2f} | "
-                f"{100 * summary['snn_accuracy'][-1]:.2f} ({summary['time_steps']}) | {summary['lossless_step']} | "
-                f"{summary['agreement']:.4f} | {summary['mismatched_neurons']} | "
-                f"{ties.get('neurons', '–')} / {ties.get('predictions', '–')} | "
-                f"{summary['spikes_per_image']:,.0f} | {summary['sops_per_image'] / 1e6:.2f} M | "
-                f"{summary['num_samples']:,} |")
+            row = None if summary is None else summary_row(summary, path, read_json(
+                ws / "pretrained" / f"k{k}.history.json"))
+            lines.append(paper + (row or "| not run here | | | | | | | | | |"))
         fp32 = read_json(ws / "pretrained" / "fp32.history.json")
-        epochs = epochs_of(fp32)
-        fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run here"
+        try:
+            epochs = epochs_of(fp32)
+            fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run here"
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            fp32_acc = "?"
         lines.append(f"| {label} | FP32 | {paper_fp32:.2f} | | {epochs_note(fp32)} | {fp32_acc} "
                      f"| | | | | | | | |")
     return "\n".join(lines)
@@ -131,7 +154,9 @@ def main() -> None:
     readme = ROOT / "README.md"
     content = readme.read_text()
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{START}\n{text}\n{END}", content))
+    if not pattern.search(content):
+        sys.exit(f"error: {readme} has no {START} ... {END} markers; add them where the table belongs")
+    write_text(readme, pattern.sub(lambda _: f"{START}\n{text}\n{END}", content))
 
 
 if __name__ == "__main__":
