@@ -127,6 +127,7 @@ def _key_flags_of_script(fv: flags.FlagValues, names: set[str]) -> None:
 
 def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
     """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2."""
+    argv = ["--help" if arg == "-h" else arg for arg in argv]  # -h, as every other command line tool
     try:
         return fv(argv)
     except flags.Error as e:

@@ -8,7 +8,7 @@ Figures: ``accuracy_speed.png`` (accuracy after every time step, the quantized A
 ``spikes.png`` and ``sops.png`` (cumulative spikes and synaptic operations per image after
 every step), ``accuracy_sops.png`` (accuracy against cumulative synaptic operations) and
 ``sparsity.png`` (positive and negative spikes per hidden neuron). Each line names the
-checkpoint and the training epochs it comes from; the paper's curves (``paper/curves.csv``)
+checkpoint and the training epochs it comes from; the paper's curves (``common/paper/curves.csv``)
 are drawn in grey beside ours.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.resources
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ import numpy as np  # noqa: E402
 from common import logs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_CURVES = ROOT / "paper" / "curves.csv"
+PAPER_CURVES = importlib.resources.files("common") / "paper" / "curves.csv"  # package data: found when installed
 TITLES = {"mnist_lenet": "LeNet on MNIST", "fashion_lenet": "LeNet on FashionMNIST",
           "fashion_mlp": "MLP on FashionMNIST", "cifar10_cnn1": "CNN 1 on CIFAR-10",
           "cifar10_cnn2": "CNN 2 on CIFAR-10"}
@@ -39,8 +40,15 @@ FULL_TRAINING_SET = 50_000  # every dataset here trains on 50,000 images (MNIST-
 FIGURES = ("accuracy_speed.png", "spikes.png", "sops.png", "accuracy_sops.png", "sparsity.png")
 
 
+WORKSPACES = ("MNIST", "FashionMNIST/MLP", "FashionMNIST/LeNet", "CIFAR10/CNN_1", "CIFAR10/CNN_2")
+
+
 def workspace_name(workspace: Path) -> str:
     """``MNIST``, ``FashionMNIST/MLP``, ...: the workspace relative to the repository (the paper's key)."""
+    path = workspace.resolve().as_posix()
+    for name in WORKSPACES:  # by its own name, also outside this repository (an installed package)
+        if path.endswith("/" + name):
+            return name
     try:
         return workspace.resolve().relative_to(ROOT).as_posix()
     except ValueError:
@@ -99,7 +107,7 @@ def paper_curves(workspace: str) -> dict[int, dict[str, np.ndarray]]:
     curves: dict[int, dict[str, list[float]]] = {}
     if not PAPER_CURVES.is_file():
         return {}
-    with open(PAPER_CURVES, newline="") as f:
+    with PAPER_CURVES.open(newline="") as f:
         for row in csv.DictReader(f):
             if row["workspace"] != workspace:
                 continue
@@ -190,6 +198,10 @@ def plot_workspace(workspace: Path, shipped: bool = False) -> list[Path]:
     out_dir = workspace / "pretrained" / "figs" if shipped else workspace / "figs"
     runs = load_runs(log_root)
     if not runs:
+        inner = sorted(p.parent.name for p in workspace.glob("*/Spiking_*.py"))
+        if inner and not any(workspace.glob("Spiking_*.py")):  # FashionMNIST/, CIFAR10/: folders of workspaces
+            raise SystemExit(f"error: {workspace} holds the workspaces "
+                             f"{' and '.join((workspace / name).as_posix() for name in inner)}; pass one of them")
         raise SystemExit(f"error: no spiking runs under {log_root}; run the workspace's Spiking script first")
     name = workspace_name(workspace)
     paper = paper_curves(name)
