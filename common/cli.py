@@ -160,6 +160,25 @@ def start_tensorflow() -> object:
         fail(str(e), 2)
 
 
+def say_devices(strategy) -> None:
+    """One line: the strategy, its replicas and this process's devices; a note when a GPU was asked for and
+    TensorFlow sees none (a CUDA that fails to load leaves TensorFlow on the CPU without a word)."""
+    import tensorflow as tf
+
+    from common import distribute
+
+    workers = distribute.worker_count(strategy)
+    worker = f", worker {distribute.worker_index(strategy)} of {workers}" if workers > 1 else ""
+    devices = ", ".join(d.split("device:")[-1].lstrip("/").upper() for d in distribute.local_devices(strategy))
+    replicas = strategy.num_replicas_in_sync
+    print(f"strategy {FLAGS.strategy}: {replicas} replica{'s' if replicas > 1 else ''}{worker} on {devices}",
+          flush=True)
+    if FLAGS.strategy != "default" and FLAGS.cpu_replicas == 1 and not tf.config.list_physical_devices("GPU"):
+        print(f"note: --strategy {FLAGS.strategy} asks for GPUs but TensorFlow sees none, so this runs on the CPU; "
+              "check the GPU set-up with: python -c \"import tensorflow as tf; "
+              "print(tf.config.list_physical_devices('GPU'))\"", flush=True)
+
+
 def _check_tf_config() -> None:
     """``--strategy multi_worker`` needs ``TF_CONFIG`` naming the cluster and this process's task."""
     text = os.environ.get("TF_CONFIG", "")
@@ -205,6 +224,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)
+        say_devices(strategy)
         try:
             train.run(cfg)
         except train.Interrupted as e:
@@ -239,6 +259,7 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
             batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
             seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
             tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None, strategy=strategy)
+        say_devices(strategy)
         try:
             spiking.run(cfg)
         except spiking.Interrupted as e:

@@ -98,14 +98,15 @@ def test_a_batch_that_does_not_split_gets_one_line(idx_root, tmp_path):
 
 
 def test_packed_tallies_survive_the_exchange(rng):
+    layers = np.array([[10 ** 9, 4], [-3, 0], [7 * 10 ** 11, 8], [12, 2]])  # (4, L) per-layer figures
     tally = spiking.BatchTally({name: rng.integers(0, 10 ** 9, 5).tolist() for name in logs.LOG_FILES},
-                               np.array([3, 2, 2, 0, 10 ** 12, -5, 7 * 10 ** 12, 1, 0]), np.array([4, -1, 0]))
+                               np.array([3, 2, 2, 0, 10 ** 12, -5, 7 * 10 ** 12, 1, 0]), np.array([4, -1, 0]), layers)
     row = tally.pack(batch_size=8)
-    assert len(row) == spiking.BatchTally.width(8, 5)
-    back = spiking.BatchTally.unpack(row, 5)
+    assert len(row) == spiking.BatchTally.width(8, 5, 2)
+    back = spiking.BatchTally.unpack(row, 5, 2)
     assert back.lines == tally.lines and back.counts.tolist() == tally.counts.tolist()
-    assert back.settle.tolist() == [4, -1, 0]
-    assert spiking.BatchTally.unpack(np.zeros_like(row), 5) is None  # a batch no worker simulated
+    assert back.settle.tolist() == [4, -1, 0] and back.layers.tolist() == layers.tolist()
+    assert spiking.BatchTally.unpack(np.zeros_like(row), 5, 2) is None  # a batch no worker simulated
 
 
 # ---------------------------------------------------------------------------- two worker processes
