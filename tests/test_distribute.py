@@ -51,6 +51,7 @@ def trained(idx_root: Path, path: Path, k: int | None, strategy: tf.distribute.S
     return checkpoint.load(path, MNIST_LENET, k)
 
 
+@pytest.mark.slow  # three training runs
 def test_two_replicas_train_the_weights_of_one_device(idx_root, tmp_path):
     """Synchronized BatchNorm and summed gradients: 2 replicas of 50 images train as one device does on 100.
 
@@ -142,6 +143,7 @@ def finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
     return results
 
 
+@pytest.mark.slow  # worker processes
 def test_two_workers_train_convert_and_stop_together(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     common = ["--k", "1", "--data_dir", str(idx_root), "--checkpoint", str(ckpt), "--seed", "0",

@@ -120,6 +120,7 @@ def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     assert a["noise_ratio"] == 0.5
 
 
+@pytest.mark.slow  # a TensorFlow subprocess
 def test_the_script_end_to_end(trained, tmp_path):
     tmp, cfg = trained
     done = subprocess.run(
@@ -227,6 +228,7 @@ def test_the_per_layer_figure_is_drawn_and_one_epoch_is_singular(trained, tmp_pa
     assert plots.trained_for({"epochs": [{"epoch": 2}]}) == "2 epochs"
 
 
+@pytest.mark.slow  # a TensorFlow subprocess
 def test_a_run_says_its_strategy_and_devices_and_a_missing_gpu(trained, tmp_path):
     tmp, cfg = trained
     done = subprocess.run(

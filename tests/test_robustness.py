@@ -329,6 +329,7 @@ def test_a_run_at_chance_after_a_few_steps_says_why(tmp_path, capsys):
     assert "near chance after only 3 training steps" in out and "BatchNorm" in out
 
 
+@pytest.mark.slow  # 10,000 test images in a subprocess
 def test_inference_prints_only_what_it_uses():
     done = run_script(str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--mode", "inference", "--checkpoint",
                       str(SHIPPED), "--data_dir", str(ROOT / "MNIST" / "data"))

@@ -22,6 +22,8 @@ from helpers import random_images, random_weights
 
 SAMPLES = {"mnist_lenet": 5, "fashion_lenet": 3, "fashion_mlp": 7, "cifar10_cnn1": 1, "cifar10_cnn2": 1}
 SEEDS = {name: i for i, name in enumerate(sorted(NETWORKS))}  # fixed seeds: never hash(), which varies per run
+# the CIFAR-10 networks take minutes: the slow tier (-m slow) checks them
+NAMES = [pytest.param(name, marks=pytest.mark.slow) if name.startswith("cifar") else name for name in sorted(NETWORKS)]
 RESULT_FIELDS = ("predictions", "spikes", "net", "synops", "settle", "output")
 
 
@@ -50,7 +52,7 @@ def in_batches(sim: FastSimulator, x: np.ndarray, steps: int, batch: int) -> Sim
         output=np.concatenate([p.output for p in parts]), settle=np.concatenate([p.settle for p in parts]))
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_conversion_is_lossless(name, k):
     """Once settled, every hidden count is exactly the ANN's level, and the output its logits times 2^k."""
@@ -71,7 +73,7 @@ def test_conversion_is_lossless(name, k):
     assert (first != ann[0]).sum() <= 1e-3 * first.size
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     """Random float32 weights (not dyadic): every count of every step agrees with the NumPy oracle."""
@@ -93,6 +95,7 @@ def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
         assert_same_result(in_batches(sim, x, steps, batch), whole)
 
 
+@pytest.mark.slow  # two TensorFlow subprocesses
 def test_onednn_on_and_off_give_the_same_records(tmp_path):
     """oneDNN's kernels round differently from Eigen's; the records must not notice."""
     script = tmp_path / "run.py"

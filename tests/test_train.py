@@ -106,6 +106,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(idx_root, 
     assert ckpt.epoch == 1 and all(np.isfinite(ckpt[n]).all() for n in ckpt)
 
 
+@pytest.mark.slow  # training subprocesses
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_saves_a_resumable_checkpoint(idx_root, tmp_path, signum):
     ckpt = tmp_path / "k1.npz"
