@@ -66,7 +66,7 @@ def table() -> str:
             ann = f"{paper_ann:.2f}" if k == 1 else "–"
             paper = f"| {label} | {k} | {ann} | {paper_snn(curves.get(k))} "
             if summary is None:
-                lines.append(paper + "| not run here | | | | | | | | | |")
+                lines.append(paper + "| not run | | | | | | | | | |")
                 continue
             history = read_json(ws / "pretrained" / f"k{k}.history.json")
             ties = summary.get("float32_near_ties", {})
@@ -79,7 +79,7 @@ def table() -> str:
                 f"{summary['num_samples']:,} |")
         fp32 = read_json(ws / "pretrained" / "fp32.history.json")
         epochs = epochs_of(fp32)
-        fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run here"
+        fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run"
         lines.append(f"| {label} | FP32 | {paper_fp32:.2f} | | {epochs_note(fp32)} | {fp32_acc} "
                      f"| | | | | | | | |")
     return "\n".join(lines)
