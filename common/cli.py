@@ -185,7 +185,7 @@ def _check_tf_config() -> None:
     example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
                '"index": 0}}\'')
     if not text:
-        fail(f"--strategy multi_worker needs TF_CONFIG, e.g. {example} (see the README's 'Scaling out')", 2)
+        fail(f"--strategy multi_worker needs TF_CONFIG, e.g. {example} (see docs/scaling.md)", 2)
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]

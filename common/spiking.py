@@ -162,7 +162,7 @@ def run(cfg: SpikingConfig) -> dict:
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.enable_tensor_float_32_execution(False)  # TF32 rounds outside the error bound
         print("note: TensorFlow sees a GPU; the exactness guarantee covers CPU kernels (cuDNN may choose Winograd or "
-              "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see the README's 'Scaling out')", flush=True)
+              "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see docs/scaling.md)", flush=True)
     sn = convert.convert(net, k, weights)
     replicas = [_Replica(cfg, sn, weights, device) for device in devices]
     test = data.load_split(net.dataset, "test", cfg.roots).head(cfg.num_samples)
