@@ -138,7 +138,7 @@ def _accuracy_axis(ax, curves: list[tuple[np.ndarray, np.ndarray]]) -> None:
     below = [(x[i], y[i]) for x, y in curves for i in range(len(y)) if y[i] < low]
     if below:
         xs = sorted({float(x) for x, _ in below})
-        ax.text(0.01, 0.02, f"below the axis: {len(below)} points at x = {xs[0]:g}..{xs[-1]:g} "
+        ax.text(0.01, 0.02, f"below the axis: {len(below)} points at x = {xs[0]:.4g} to {xs[-1]:.4g} "
                 f"(lowest {min(y for _, y in below):.1f} %)", transform=ax.transAxes, fontsize=7, color="0.3")
 
 
