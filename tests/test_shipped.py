@@ -55,7 +55,8 @@ def test_plots_draw_without_tensorflow_from_inside_a_workspace(tmp_path):
     shutil.copytree(shipped, workspace / "figs")
     done = subprocess.run([sys.executable, "-c", "import sys; from common import plots; plots.main(['.']); "
                            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'"],
-                          cwd=workspace, capture_output=True, text=True, timeout=300)
+                          cwd=workspace, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # this tree's common, whatever is installed
     assert done.returncode == 0, done.stderr[-2000:]
     assert all((workspace / "figs" / name).is_file() for name in plots.FIGURES)
 
