@@ -81,6 +81,7 @@ def test_two_replicas_train_the_weights_of_one_device(idx_root, tmp_path):
     assert resumed.epoch == 2 and int(resumed.optimizer[0]) == 2 * steps
 
 
+@pytest.mark.slow  # training on two replicas
 def test_a_network_trained_on_two_replicas_converts_on_one(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     trained(idx_root, ckpt, 1, mirrored())

@@ -83,6 +83,7 @@ def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
         assert (tmp_path / "fast" / name).read_text() == (tmp_path / "ref" / name).read_text(), name
 
 
+@pytest.mark.slow  # several spiking runs
 def test_two_replicas_write_the_logs_of_one(trained, tmp_path):
     """Batches go to replicas in turn (3 batches over 2 replicas, with noise drawn in batch order);
     the logs are merged in batch order."""
@@ -96,6 +97,7 @@ def test_two_replicas_write_the_logs_of_one(trained, tmp_path):
     assert {k: v for k, v in one.items() if k != "run"} == {k: v for k, v in two.items() if k != "run"}
 
 
+@pytest.mark.slow  # several spiking runs
 def test_too_few_steps_are_named_with_steps_that_suffice(trained, tmp_path, capsys):
     import re
 
@@ -110,6 +112,7 @@ def test_too_few_steps_are_named_with_steps_that_suffice(trained, tmp_path, caps
     assert again["settle_steps"]["unsettled"] == 0 and again["settle_steps"]["max"] == enough - 1
 
 
+@pytest.mark.slow  # several spiking runs
 def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     a = simulate(trained, tmp_path / "a", noise_ratio=0.5, seed=4, num_samples=50)
     simulate(trained, tmp_path / "b", noise_ratio=0.5, seed=4, num_samples=50)
@@ -135,6 +138,7 @@ def test_the_script_end_to_end(trained, tmp_path):
     assert logs.read_summary(tmp_path)["time_steps"] == 12
 
 
+@pytest.mark.slow  # several spiking runs
 def test_tensorboard_summaries_of_training_and_spiking(trained, tmp_path):
     tmp, cfg = trained
     simulate(trained, tmp_path / "logs", num_samples=20, tensorboard=tmp_path / "tb_snn")

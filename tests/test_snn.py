@@ -22,8 +22,9 @@ from helpers import random_images, random_weights
 
 SAMPLES = {"mnist_lenet": 5, "fashion_lenet": 3, "fashion_mlp": 7, "cifar10_cnn1": 1, "cifar10_cnn2": 1}
 SEEDS = {name: i for i, name in enumerate(sorted(NETWORKS))}  # fixed seeds: never hash(), which varies per run
-# the CIFAR-10 networks take minutes: the slow tier (-m slow) checks them
-NAMES = [pytest.param(name, marks=pytest.mark.slow) if name.startswith("cifar") else name for name in sorted(NETWORKS)]
+# the CIFAR-10 networks take minutes and the FashionMNIST LeNet half a minute: the slow tier (-m slow) checks them
+NAMES = [pytest.param(name, marks=pytest.mark.slow) if name.startswith(("cifar", "fashion_lenet")) else name
+         for name in sorted(NETWORKS)]
 RESULT_FIELDS = ("predictions", "spikes", "net", "synops", "settle", "output")
 
 
@@ -83,8 +84,9 @@ def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     assert_same_result(FastSimulator(sn).simulate(x, steps), reference.simulate(sn, x, steps))
 
 
-@pytest.mark.parametrize("name, k", [("mnist_lenet", 0), ("mnist_lenet", 2), ("fashion_mlp", 0),
-                                     ("fashion_mlp", 2), ("fashion_lenet", 1)])
+@pytest.mark.parametrize("name, k", [pytest.param("mnist_lenet", 0, marks=pytest.mark.slow),
+                                     pytest.param("mnist_lenet", 2, marks=pytest.mark.slow), ("fashion_mlp", 0),
+                                     ("fashion_mlp", 2), pytest.param("fashion_lenet", 1, marks=pytest.mark.slow)])
 def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
     sn, x, _ = network_and_inputs(name, k)
     steps = 40 * (1 + k)
