@@ -3,7 +3,7 @@
 A shipped checkpoint may hold its filters and output weights as float16 (``export --float16``, for
 weights too large to track as float32); loading widens every weight to float32.
 
-Keys (the README documents them; the SNN side reads them)::
+Keys (docs/reliability.md documents them; the SNN side reads them)::
 
     conv<i>/filters        (kh, kw, c_in, c_out)  hidden layer i = 1..L, TensorFlow layout
     bn<i>/beta, bn<i>/gamma, bn<i>/moving_mean, bn<i>/moving_var   (c_out,)

@@ -149,6 +149,7 @@ def _join_boolean_values(argv: list[str], fv: flags.FlagValues) -> list[str]:
 
 def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
     """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2."""
+    argv = ["--help" if arg == "-h" else arg for arg in argv]  # -h, as every other command line tool
     try:
         return fv(_join_boolean_values(argv, fv))
     except flags.Error as e:
@@ -201,13 +202,32 @@ def start_tensorflow() -> object:
         fail(str(e), 2)
 
 
+def say_devices(strategy) -> None:
+    """One line: the strategy, its replicas and this process's devices; a note when a GPU was asked for and
+    TensorFlow sees none (a CUDA that fails to load leaves TensorFlow on the CPU without a word)."""
+    import tensorflow as tf
+
+    from common import distribute
+
+    workers = distribute.worker_count(strategy)
+    worker = f", worker {distribute.worker_index(strategy)} of {workers}" if workers > 1 else ""
+    devices = ", ".join(d.split("device:")[-1].lstrip("/").upper() for d in distribute.local_devices(strategy))
+    replicas = strategy.num_replicas_in_sync
+    print(f"strategy {FLAGS.strategy}: {replicas} replica{'s' if replicas > 1 else ''}{worker} on {devices}",
+          flush=True)
+    if FLAGS.strategy != "default" and FLAGS.cpu_replicas == 1 and not tf.config.list_physical_devices("GPU"):
+        print(f"note: --strategy {FLAGS.strategy} asks for GPUs but TensorFlow sees none, so this runs on the CPU; "
+              "check the GPU set-up with: python -c \"import tensorflow as tf; "
+              "print(tf.config.list_physical_devices('GPU'))\"", flush=True)
+
+
 def _check_tf_config() -> None:
     """``--strategy multi_worker`` needs ``TF_CONFIG`` naming the cluster and this process's task."""
     text = os.environ.get("TF_CONFIG", "")
     example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
                '"index": 0}}\'')
     if not text:
-        fail(f"--strategy multi_worker needs TF_CONFIG, e.g. {example} (see the README's 'Scaling out')", 2)
+        fail(f"--strategy multi_worker needs TF_CONFIG, e.g. {example} (see docs/scaling.md)", 2)
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
@@ -284,6 +304,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)
+        say_devices(strategy)
         try:
             train.run(cfg)
         except train.Interrupted as e:
@@ -314,6 +335,7 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
             seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
             replace_logs=FLAGS.replace_logs, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
             strategy=strategy)
+        say_devices(strategy)
         try:
             spiking.run(cfg)
         except spiking.Interrupted as e:

@@ -7,8 +7,9 @@
 Figures: ``accuracy_speed.png`` (accuracy after every time step, the quantized ANN dashed),
 ``spikes.png`` and ``sops.png`` (cumulative spikes and synaptic operations per image after
 every step), ``accuracy_sops.png`` (accuracy against cumulative synaptic operations) and
-``sparsity.png`` (positive and negative spikes per hidden neuron). Each line names the
-checkpoint and the training epochs it comes from; the paper's curves (``paper/curves.csv``)
+``layers.png`` (per hidden layer: positive and negative spikes per neuron per step, the synaptic
+operations its spikes cause, and the energy estimate of ``summary.json``). Each line names the
+checkpoint and the training epochs it comes from; the paper's curves (``common/paper/curves.csv``)
 are drawn in grey beside ours.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.resources
 import json
 import os
 import sys
@@ -29,19 +31,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common import logs  # noqa: E402
-from common.paper import PAPER_TABLE  # noqa: E402
+from common.paper_table import PAPER_TABLE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_CURVES = ROOT / "paper" / "curves.csv"
+PAPER_CURVES = importlib.resources.files("common") / "paper" / "curves.csv"  # package data: found when installed
 TITLES = {"mnist_lenet": "LeNet on MNIST", "fashion_lenet": "LeNet on FashionMNIST",
           "fashion_mlp": "MLP on FashionMNIST", "cifar10_cnn1": "CNN 1 on CIFAR-10",
           "cifar10_cnn2": "CNN 2 on CIFAR-10"}
 FULL_TRAINING_SET = 50_000  # every dataset here trains on 50,000 images (MNIST-likes hold 10,000 out)
-FIGURES = ("accuracy_speed.png", "spikes.png", "sops.png", "accuracy_sops.png", "sparsity.png")
+FIGURES = ("accuracy_speed.png", "spikes.png", "sops.png", "accuracy_sops.png", "layers.png")
+
+
+WORKSPACES = ("MNIST", "FashionMNIST/MLP", "FashionMNIST/LeNet", "CIFAR10/CNN_1", "CIFAR10/CNN_2")
 
 
 def workspace_name(workspace: Path) -> str:
     """``MNIST``, ``FashionMNIST/MLP``, ...: the workspace relative to the repository (the paper's key)."""
+    path = workspace.resolve().as_posix()
+    for name in WORKSPACES:  # by its own name, also outside this repository (an installed package)
+        if path.endswith("/" + name):
+            return name
     try:
         return workspace.resolve().relative_to(ROOT).as_posix()
     except ValueError:
@@ -126,6 +135,7 @@ def trained_for(history: dict | list | None, unit: str = " epochs") -> str:
     if not epochs:
         return ""
     images = epochs[-1].get("train_images", FULL_TRAINING_SET)
+    unit = unit.removesuffix("s") if epochs[-1]["epoch"] == 1 else unit  # 1 epoch, 2 epochs
     return f"{epochs[-1]['epoch']}{unit}" + (f" on {images:,} images" if images < FULL_TRAINING_SET else "")
 
 
@@ -149,7 +159,7 @@ def paper_curves(workspace: str) -> dict[int, dict]:
     curves: dict[int, dict[str, list[float]]] = {}
     if not PAPER_CURVES.is_file():
         return {}
-    with open(PAPER_CURVES, newline="") as f:
+    with PAPER_CURVES.open(newline="") as f:
         for row in csv.DictReader(f):
             if row["workspace"] != workspace:
                 continue
@@ -166,10 +176,25 @@ def paper_curves(workspace: str) -> dict[int, dict]:
 
 
 def _save(fig, path: Path) -> None:
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # "tight": the legends below the axes stay in
     plt.close(fig)
+
+
+def _legend_below(ax) -> None:
+    """The legend under the axes, off the curves."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+
+
+def _accuracy_axis(ax, curves: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """From 10 points under the lowest final accuracy to 100 %; says which points fall below, never hides them."""
+    low = max(0.0, min(float(y[-1]) for _, y in curves) - 10)
+    ax.set_ylim(low, 100)
+    below = [(x[i], y[i]) for x, y in curves for i in range(len(y)) if y[i] < low]
+    if below:
+        xs = sorted({float(x) for x, _ in below})
+        ax.text(0.01, 0.02, f"below the axis: {len(below)} points at x = {xs[0]:.4g} to {xs[-1]:.4g} "
+                f"(lowest {min(y for _, y in below):.1f} %)", transform=ax.transAxes, fontsize=7, color="0.3")
 
 
 def _per_step(runs: dict[str, dict], paper: dict, key: str, ylabel: str, title: str, path: Path,
@@ -193,13 +218,15 @@ def _per_step(runs: dict[str, dict], paper: dict, key: str, ylabel: str, title: 
     longest = max([run["time_steps"] for run in runs.values()] + [len(c[key]) for k, c in paper.items() if k in colors])
     ax.set_xticks(np.arange(1, longest + 1, max(1, longest // 20)))
     if key == "accuracy":
-        low = min([run["curve"]["accuracy"][-1] for run in runs.values()]) * 100
-        ax.set_ylim(max(0.0, low - 10), 100)
+        curves = [(line.get_xdata(), line.get_ydata()) for line in ax.get_lines() if len(line.get_xdata()) > 2]
+        _accuracy_axis(ax, curves)  # the ANN's dashed lines (two points each) are not curves
+    else:
+        ax.set_ylim(bottom=0)  # counts from zero, so the first steps are not cut off
     ax.set_xlabel("time step")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right" if key == "accuracy" else "upper left")
+    _legend_below(ax)
     _save(fig, path)
 
 
@@ -214,33 +241,66 @@ def plot_accuracy_sops(runs: dict[str, dict], paper: dict, title: str, path: Pat
             drawn.add(k)
             ax.plot(paper[k]["sops"] / 1e6, 100 * paper[k]["accuracy"], color=line.get_color(), alpha=0.45,
                     linestyle=":", marker="x", markersize=3, label=paper[k]["label"])
-    low = min(run["curve"]["accuracy"][-1] for run in runs.values()) * 100
-    ax.set_ylim(max(0.0, low - 10), 100)
+    _accuracy_axis(ax, [(line.get_xdata(), line.get_ydata()) for line in ax.get_lines()])
+    ax.set_xlim(left=0)
     ax.set_xlabel("cumulative synaptic operations per image (millions)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{title}: accuracy against synaptic operations", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    _legend_below(ax)
     _save(fig, path)
 
 
-def plot_sparsity(runs: dict[str, dict], title: str, path: Path) -> None:
-    ks = list(runs)
-    neurons = np.array([runs[k]["hidden_neurons_per_image"] for k in ks])
-    positive = np.array([runs[k]["positive_spikes_per_image"] for k in ks]) / neurons
-    negative = np.array([runs[k]["negative_spikes_per_image"] for k in ks]) / neurons
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    x = np.arange(len(ks))
-    ax.bar(x - 0.18, positive, 0.36, label="positive spikes")
-    ax.bar(x + 0.18, negative, 0.36, label="negative spikes")
-    for i in range(len(ks)):
-        ax.text(x[i] - 0.18, positive[i], f"{positive[i]:.3f}", ha="center", va="bottom", fontsize=8)
-        ax.text(x[i] + 0.18, negative[i], f"{negative[i]:.3f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, [runs[k]["label"].removeprefix("ours, ") for k in ks], fontsize=7)
-    ax.set_ylabel("spikes per hidden neuron per image")
-    ax.set_title(f"{title}: spikes per neuron over the whole simulation", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+def _layer_rows(run: dict) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, positive and negative spikes per neuron per step, and SOPs per image, by hidden layer; a run
+    written before ``summary.json`` had per-layer figures gives one row for all its hidden layers."""
+    if run.get("layers"):
+        layers = run["layers"]
+        labels = [f"{i['layer']}: {'x'.join(map(str, i['shape']))}" for i in layers]
+        steps = run["time_steps"]
+        positive = np.array([i["positive_spikes_per_image"] / i["neurons"] / steps for i in layers])
+        negative = np.array([i["negative_spikes_per_image"] / i["neurons"] / steps for i in layers])
+        return labels, positive, negative, np.array([i["sops_per_image"] for i in layers])
+    per_neuron_step = run["hidden_neurons_per_image"] * run["time_steps"]
+    return (["all hidden layers"], np.array([run["positive_spikes_per_image"] / per_neuron_step]),
+            np.array([run["negative_spikes_per_image"] / per_neuron_step]), np.array([run["sops_per_image"]]))
+
+
+def plot_layers(runs: dict[str, dict], title: str, path: Path) -> None:
+    """Per hidden layer and k: spikes per neuron per step (positive up, negative down) and SOPs per image."""
+    fig, (spikes_ax, sops_ax) = plt.subplots(1, 2, figsize=(10.5, 4.4))
+    notes = [f"{k}: no per-layer figures in its summary.json (written before they were; re-run it)"
+             for k, run in runs.items() if not run.get("layers")]
+    drawn = {k: run for k, run in runs.items() if run.get("layers")} or runs  # else all, as one group each
+    width = 0.8 / len(drawn)
+    for j, (k, run) in enumerate(drawn.items()):
+        labels, positive, negative, sops = _layer_rows(run)
+        x = np.arange(len(labels)) + (j - (len(drawn) - 1) / 2) * width
+        bars = spikes_ax.bar(x, positive, width, label=f"{k}: positive")
+        spikes_ax.bar(x, -negative, width, color=bars[0].get_facecolor(), alpha=0.45, label=f"{k}: negative")
+        sops_ax.bar(x, sops / 1e6, width, color=bars[0].get_facecolor(), label=f"{k}")
+    for k, run in runs.items():
+        energy = run.get("energy_estimate")
+        if energy:
+            notes.append(f"{k}: estimated {energy['snn_uj_per_image']:.2f} µJ/image against the ANN's "
+                         f"{energy['ann_uj_per_image']:.2f} ({energy['snn_vs_ann']:.2f}x)")
+    spikes_ax.set_xticks(np.arange(len(labels)), labels, fontsize=7, rotation=30 if len(labels) > 4 else 0)
+    sops_ax.set_xticks(np.arange(len(labels)), labels, fontsize=7, rotation=30 if len(labels) > 4 else 0)
+    spikes_ax.axhline(0, color="0.3", linewidth=0.8)
+    spikes_ax.set_ylabel("spikes per neuron per time step\n(positive up, negative down)")
+    spikes_ax.set_xlabel("hidden layer: height x width x channels")
+    sops_ax.set_ylabel("synaptic operations its spikes cause,\nper image (millions)")
+    sops_ax.set_xlabel("hidden layer")
+    for ax in (spikes_ax, sops_ax):
+        ax.grid(axis="y", alpha=0.3)
+    fig.subplots_adjust(wspace=0.35)
+    fig.legend(*spikes_ax.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 0.9),
+               ncol=2 * len(drawn), fontsize=7, frameon=False)  # one legend for both panels, above them
+    fig.suptitle(f"{title}: activity per hidden layer", fontsize=10, y=1.0)
+    if notes:
+        fig.text(0.01, -0.04, "\n".join(notes + ["energy: an estimate, 0.9 pJ per accumulate and 4.6 pJ per "
+                                                   "multiply-accumulate at 45 nm (Horowitz, ISSCC 2014)"]),
+                 fontsize=7, va="top", color="0.25")
     _save(fig, path)
 
 
@@ -250,6 +310,10 @@ def plot_workspace(workspace: Path, shipped: bool = False) -> list[Path]:
     out_dir = workspace / "pretrained" / "figs" if shipped else workspace / "figs"
     runs = load_runs(log_root)
     if not runs:
+        inner = sorted(p.parent.name for p in workspace.glob("*/Spiking_*.py"))
+        if inner and not any(workspace.glob("Spiking_*.py")):  # FashionMNIST/, CIFAR10/: folders of workspaces
+            raise SystemExit(f"error: {workspace} holds the workspaces "
+                             f"{' and '.join((workspace / name).as_posix() for name in inner)}; pass one of them")
         raise SystemExit(f"error: no spiking runs under {log_root}; run the workspace's Spiking script first")
     name = workspace_name(workspace)
     paper = paper_curves(name)
@@ -261,7 +325,7 @@ def plot_workspace(workspace: Path, shipped: bool = False) -> list[Path]:
     _per_step(runs, paper, "sops", "cumulative synaptic operations per image (millions)",
               f"{title}: synaptic operations", paths[2], 1e-6)
     plot_accuracy_sops(runs, paper, title, paths[3])
-    plot_sparsity(runs, title, paths[4])
+    plot_layers(runs, title, paths[4])
     return paths
 
 

@@ -129,7 +129,8 @@ def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int,
             result.spikes[t, i] = magnitude.sum(axis=(1, 2, 3))
             result.net[t, i] = spike.sum(axis=(1, 2, 3))
             cover, fanout = covers[i]
-            result.synops[t] += (magnitude * cover).sum(axis=(1, 2, 3)).astype(np.int64) * fanout
+            result.layer_synops[t, i] = (magnitude * cover).sum(axis=(1, 2, 3)).astype(np.int64) * fanout
+            result.synops[t] += result.layer_synops[t, i]
             spikes_in, cumulative_in = spike, cumulative[i]
         flat = cumulative[-1].reshape(batch, -1)
         if kind.readout == "float64":  # the original's float64 product

@@ -18,6 +18,7 @@ class SimulationResult:
     counts: list[np.ndarray]  # final net spike count of every hidden neuron, (B, h, w, c) each
     output: np.ndarray  # (B, classes) final output potential
     settle: np.ndarray  # (B,) last step with any spike (0: none); -1 if still spiking at T
+    layer_synops: np.ndarray | None = None  # (T, L, B) ``synops`` by the hidden layer whose spikes caused them
 
     @staticmethod
     def empty(hidden_shapes: list[tuple[int, int, int]], classes: int, batch: int,
@@ -28,6 +29,7 @@ class SimulationResult:
             spikes=np.zeros((time_steps, n_layers, batch), np.int64),
             net=np.zeros((time_steps, n_layers, batch), np.int64),
             synops=np.zeros((time_steps, batch), np.int64),
+            layer_synops=np.zeros((time_steps, n_layers, batch), np.int64),
             counts=[np.zeros((batch, *shape), np.float32) for shape in hidden_shapes],
             output=np.zeros((batch, classes), np.float32),
             settle=np.full(batch, -1, np.int64))

@@ -141,6 +141,7 @@ class FastSimulator:
             result.spikes[steps, :, active] = spikes
             result.net[steps, :, active] = nets
             result.synops[steps, active] = np.einsum("tlb,l->tb", covered, self._fanouts)
+            result.layer_synops[steps, :, active] = covered * self._fanouts[None, :, None]
             result.predictions[steps, active] = output.argmax(axis=-1)  # NumPy: the first of equal maxima
             quiet = first_quiet_step(spikes) if self.early_exit else np.full(len(active), -1)
             done = (quiet >= 0) | (t0 + n == time_steps)

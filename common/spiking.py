@@ -21,6 +21,8 @@ from common.signals import Interrupted, SignalGuard
 from common.snn import FastSimulator, Stopped
 
 MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
+# Energy per operation at 45 nm, 32-bit float (Horowitz, ISSCC 2014), as the conversion literature counts it.
+PJ_PER_ACCUMULATE, PJ_PER_MAC = 0.9, 4.6
 
 
 @dataclasses.dataclass
@@ -57,23 +59,25 @@ class BatchTally:
     lines: dict[str, list[int]]  # the batch's line of each log, per step
     counts: np.ndarray  # samples, ann_correct, agree, mismatched, spikes, net, synops, float32 neurons, predictions
     settle: np.ndarray  # (B,) per sample
+    layers: np.ndarray  # (4, L) per hidden layer: |spikes|, net spikes, SOPs caused, sum of settled samples' last step
 
     COUNTS = ("samples", "ann_correct", "agree", "mismatched", "spikes", "net", "synops", "float32_neurons",
               "float32_predictions")
 
     @staticmethod
-    def width(batch_size: int, time_steps: int) -> int:
+    def width(batch_size: int, time_steps: int, n_layers: int) -> int:
         """Length of a packed row."""
-        return 1 + len(BatchTally.COUNTS) + len(logs.LOG_FILES) * time_steps + batch_size
+        return 1 + len(BatchTally.COUNTS) + len(logs.LOG_FILES) * time_steps + batch_size + 4 * n_layers
 
     def pack(self, batch_size: int) -> np.ndarray:
         """One float64 row (exact for these integers), the settle steps padded to ``batch_size``."""
         settle = np.full(batch_size, -2, np.int64)
         settle[:len(self.settle)] = self.settle
-        return np.concatenate([[1], self.counts, *(self.lines[n] for n in logs.LOG_FILES), settle]).astype(np.float64)
+        return np.concatenate([[1], self.counts, *(self.lines[n] for n in logs.LOG_FILES), settle,
+                               self.layers.ravel()]).astype(np.float64)
 
     @staticmethod
-    def unpack(row: np.ndarray, time_steps: int) -> BatchTally | None:
+    def unpack(row: np.ndarray, time_steps: int, n_layers: int) -> BatchTally | None:
         """The tally of :meth:`pack`; None for a row no worker filled (a batch not simulated)."""
         if row[0] != 1:
             return None
@@ -81,8 +85,8 @@ class BatchTally:
         n = len(BatchTally.COUNTS)
         counts, rest = values[1:1 + n], values[1 + n:]
         lines = {name: rest[i * time_steps:(i + 1) * time_steps].tolist() for i, name in enumerate(logs.LOG_FILES)}
-        settle = rest[len(logs.LOG_FILES) * time_steps:]
-        return BatchTally(lines, counts, settle[:counts[0]])
+        settle, layers = rest[len(logs.LOG_FILES) * time_steps:-4 * n_layers], rest[-4 * n_layers:]
+        return BatchTally(lines, counts, settle[:counts[0]], layers.reshape(4, n_layers))
 
 
 class _Totals:
@@ -93,6 +97,7 @@ class _Totals:
         self.snn_correct = np.zeros(time_steps, np.int64)
         self.counts = np.zeros(len(BatchTally.COUNTS), np.int64)
         self.settle: list[np.ndarray] = []
+        self.layers: np.ndarray | None = None
 
     def add(self, tally: BatchTally) -> None:
         for name in logs.LOG_FILES:
@@ -100,6 +105,7 @@ class _Totals:
         self.snn_correct += np.asarray(tally.lines["accuracy.txt"], np.int64)
         self.counts += tally.counts
         self.settle.append(tally.settle)
+        self.layers = tally.layers if self.layers is None else self.layers + tally.layers
 
     def count(self, name: str) -> int:
         return int(self.counts[BatchTally.COUNTS.index(name)])
@@ -165,7 +171,7 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.enable_tensor_float_32_execution(False)  # TF32 rounds outside the error bound
         print("note: TensorFlow sees a GPU; the exactness guarantee covers CPU kernels (cuDNN may choose Winograd or "
-              "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see the README's 'Scaling out')", flush=True)
+              "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see docs/scaling.md)", flush=True)
     sn = convert.convert(net, k, weights)
     replicas = [_Replica(cfg, sn, weights, device) for device in devices]
     whole_test = data.load_split(net.dataset, "test", cfg.roots)
@@ -251,11 +257,12 @@ def _gather(strategy: tf.distribute.Strategy, tallies: dict[int, BatchTally], n_
     """Every worker's tallies on every worker (one collective sum of a table with a row per batch)."""
     if distribute.worker_count(strategy) == 1:
         return tallies
-    table = np.zeros((n_batches, BatchTally.width(cfg.batch_size, cfg.time_steps)))
+    n_layers = len(cfg.network.hidden)
+    table = np.zeros((n_batches, BatchTally.width(cfg.batch_size, cfg.time_steps, n_layers)))
     for b, tally in tallies.items():
         table[b] = tally.pack(cfg.batch_size)
     table = distribute.sum_over_workers(strategy, table)
-    rows = {b: BatchTally.unpack(table[b], cfg.time_steps) for b in range(n_batches)}
+    rows = {b: BatchTally.unpack(table[b], cfg.time_steps, n_layers) for b in range(n_batches)}
     return {b: tally for b, tally in rows.items() if tally is not None}
 
 
@@ -278,7 +285,11 @@ def _tally(result: SimulationResult, ann: list[np.ndarray], y: np.ndarray, float
         sum(int((a * scale != level).sum()) for a, level in zip(float32[:-1], ann[:-1])),
         int((float32[-1].argmax(axis=1) != ann_pred).sum()),
     ]
-    return BatchTally(lines, np.array(counts, np.int64), result.settle.astype(np.int64))
+    spiking = result.spikes > 0  # (T, L, B)
+    last_spike = np.where(spiking.any(0), len(spiking) - spiking[::-1].argmax(0), 0)  # (L, B), 1-based; 0: none
+    layers = np.stack([result.spikes.sum((0, 2)), result.net.sum((0, 2)), result.layer_synops.sum((0, 2)),
+                       last_spike[:, settled].sum(1)])
+    return BatchTally(lines, np.array(counts, np.int64), result.settle.astype(np.int64), layers.astype(np.int64))
 
 
 def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
@@ -300,15 +311,64 @@ def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
         "sops_per_image": c["synops"] / n,
         "ann_macs_per_image": net.macs_per_image(),
         "settle_steps": logs.settle_summary(np.concatenate(totals.settle) if totals.settle else np.zeros(0, int)),
+        "layers": _layer_figures(net, totals, cfg.time_steps),
+        "energy_estimate": _energy_estimate(net, c["synops"] / n),
+    }
+
+
+def _layer_figures(net: Network, totals: _Totals, time_steps: int) -> list[dict]:
+    """Per hidden layer, per image: neurons, spikes, SOPs its spikes cause downstream, mean settle step."""
+    if totals.layers is None:
+        return []
+    n = max(totals.count("samples"), 1)
+    settled = sum(int((s >= 0).sum()) for s in totals.settle)
+    figures = []
+    for i, (h, w, c) in enumerate(net.shapes()[1:]):
+        spikes, net_spikes, sops, settle_sum = (int(v) for v in totals.layers[:, i])
+        figures.append({
+            "layer": i + 1, "shape": [h, w, c], "neurons": h * w * c,
+            "positive_spikes_per_image": (spikes + net_spikes) / 2 / n,
+            "negative_spikes_per_image": (spikes - net_spikes) / 2 / n,
+            "spikes_per_neuron_per_step": spikes / n / (h * w * c) / time_steps,
+            "sops_per_image": sops / n,  # into the next hidden layer, or the output layer for the last
+            "mean_settle_step": settle_sum / settled if settled else None,  # its last spike, over settled images
+        })
+    return figures
+
+
+def _energy_estimate(net: Network, sops_per_image: float) -> dict:
+    """An estimate, not a measurement: operations times the energy of one at 45 nm (Horowitz, ISSCC 2014).
+
+    The SNN's first layer receives the image itself (real values, once), so it costs the ANN's
+    multiply-accumulates, as the field counts it; every later synapse an accumulate per spike (SOPs).
+    """
+    shapes = net.shapes()
+    (h, w, c), first = shapes[1], net.hidden[0]
+    first_macs = h * w * c * first.kernel * first.kernel * shapes[0][2]
+    ann_macs = net.macs_per_image()
+    snn_pj = first_macs * PJ_PER_MAC + sops_per_image * PJ_PER_ACCUMULATE
+    ann_pj = ann_macs * PJ_PER_MAC
+    return {
+        "note": "an estimate: operations times 45 nm energies (Horowitz, ISSCC 2014), not a measurement",
+        "pj_per_accumulate": PJ_PER_ACCUMULATE, "pj_per_mac": PJ_PER_MAC,
+        "ann_macs_per_image": ann_macs, "snn_first_layer_macs_per_image": first_macs,
+        "snn_sops_per_image": sops_per_image,
+        "ann_uj_per_image": ann_pj / 1e6, "snn_uj_per_image": snn_pj / 1e6,
+        "snn_vs_ann": snn_pj / ann_pj,
     }
 
 
 def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, unsettled: np.ndarray) -> None:
     snn = summary["snn_accuracy"][-1]
     differs = summary["differs_from_defaults"]
+    if len(unsettled) == summary["num_samples"]:  # the lossless step and the neuron check would be vacuous
+        exact = f"no image settled in {cfg.time_steps} steps, so nothing is compared yet"
+    else:
+        of = f" (of the {summary['num_samples'] - len(unsettled)} settled images)" if len(unsettled) else ""
+        exact = (f"lossless step {summary['lossless_step']}  mismatched neurons "
+                 f"{summary['mismatched_neurons']}{of}")
     print(f"ANN accuracy {summary['ann_accuracy']:.4f}  SNN accuracy {snn:.4f}  "
-          f"agreement {summary['agreement']:.4f}  lossless step {summary['lossless_step']}  "
-          f"mismatched neurons {summary['mismatched_neurons']}  "
+          f"agreement {summary['agreement']:.4f}  {exact}  "
           f"({summary['run']['wall_seconds']:.1f}s, logs in {cfg.log_dir})"
           + (f"  [differs from the defaults: {'; '.join(differs)}]" if differs else ""), flush=True)
     if len(unsettled):

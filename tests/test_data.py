@@ -92,6 +92,7 @@ def test_a_crafted_cifar_batch_cannot_run_code(tmp_path):
     assert not target.exists()
 
 
+@pytest.mark.slow  # CIFAR-10
 def test_real_cifar_batches_load_with_the_restricted_unpickler():
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar-10-batches-py"
     if not (folder / "test_batch").is_file():

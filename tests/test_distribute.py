@@ -51,6 +51,7 @@ def trained(idx_root: Path, path: Path, k: int | None, strategy: tf.distribute.S
     return checkpoint.load(path, MNIST_LENET, k)
 
 
+@pytest.mark.slow  # three training runs
 def test_two_replicas_train_the_weights_of_one_device(idx_root, tmp_path):
     """Synchronized BatchNorm and summed gradients: 2 replicas of 50 images train as one device does on 100.
 
@@ -80,6 +81,7 @@ def test_two_replicas_train_the_weights_of_one_device(idx_root, tmp_path):
     assert resumed.epoch == 2 and int(resumed.optimizer[0]) == 2 * steps
 
 
+@pytest.mark.slow  # training on two replicas
 def test_a_network_trained_on_two_replicas_converts_on_one(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     trained(idx_root, ckpt, 1, mirrored())
@@ -98,14 +100,15 @@ def test_a_batch_that_does_not_split_gets_one_line(idx_root, tmp_path):
 
 
 def test_packed_tallies_survive_the_exchange(rng):
+    layers = np.array([[10 ** 9, 4], [-3, 0], [7 * 10 ** 11, 8], [12, 2]])  # (4, L) per-layer figures
     tally = spiking.BatchTally({name: rng.integers(0, 10 ** 9, 5).tolist() for name in logs.LOG_FILES},
-                               np.array([3, 2, 2, 0, 10 ** 12, -5, 7 * 10 ** 12, 1, 0]), np.array([4, -1, 0]))
+                               np.array([3, 2, 2, 0, 10 ** 12, -5, 7 * 10 ** 12, 1, 0]), np.array([4, -1, 0]), layers)
     row = tally.pack(batch_size=8)
-    assert len(row) == spiking.BatchTally.width(8, 5)
-    back = spiking.BatchTally.unpack(row, 5)
+    assert len(row) == spiking.BatchTally.width(8, 5, 2)
+    back = spiking.BatchTally.unpack(row, 5, 2)
     assert back.lines == tally.lines and back.counts.tolist() == tally.counts.tolist()
-    assert back.settle.tolist() == [4, -1, 0]
-    assert spiking.BatchTally.unpack(np.zeros_like(row), 5) is None  # a batch no worker simulated
+    assert back.settle.tolist() == [4, -1, 0] and back.layers.tolist() == layers.tolist()
+    assert spiking.BatchTally.unpack(np.zeros_like(row), 5, 2) is None  # a batch no worker simulated
 
 
 # ---------------------------------------------------------------------------- two worker processes
@@ -141,6 +144,7 @@ def finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
     return results
 
 
+@pytest.mark.slow  # worker processes
 def test_two_workers_train_convert_and_stop_together(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     common = ["--k", "1", "--data_dir", str(idx_root), "--checkpoint", str(ckpt), "--seed", "0",

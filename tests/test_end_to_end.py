@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
         assert (tmp_path / "fast" / name).read_text() == (tmp_path / "ref" / name).read_text(), name
 
 
+@pytest.mark.slow  # several spiking runs
 def test_two_replicas_write_the_logs_of_one(trained, tmp_path):
     """Batches go to replicas in turn (3 batches over 2 replicas, with noise drawn in batch order);
     the logs are merged in batch order."""
@@ -95,6 +97,7 @@ def test_two_replicas_write_the_logs_of_one(trained, tmp_path):
     assert {k: v for k, v in one.items() if k != "run"} == {k: v for k, v in two.items() if k != "run"}
 
 
+@pytest.mark.slow  # several spiking runs
 def test_too_few_steps_are_named_with_steps_that_suffice(trained, tmp_path, capsys):
     import re
 
@@ -109,6 +112,7 @@ def test_too_few_steps_are_named_with_steps_that_suffice(trained, tmp_path, caps
     assert again["settle_steps"]["unsettled"] == 0 and again["settle_steps"]["max"] == enough - 1
 
 
+@pytest.mark.slow  # several spiking runs
 def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     a = simulate(trained, tmp_path / "a", noise_ratio=0.5, seed=4, num_samples=50)
     simulate(trained, tmp_path / "b", noise_ratio=0.5, seed=4, num_samples=50)
@@ -119,6 +123,7 @@ def test_noise_with_a_seed_is_repeatable(trained, tmp_path):
     assert a["noise_ratio"] == 0.5
 
 
+@pytest.mark.slow  # a TensorFlow subprocess
 def test_the_script_end_to_end(trained, tmp_path):
     tmp, cfg = trained
     done = subprocess.run(
@@ -133,6 +138,7 @@ def test_the_script_end_to_end(trained, tmp_path):
     assert logs.read_summary(tmp_path)["time_steps"] == 12
 
 
+@pytest.mark.slow  # several spiking runs
 def test_tensorboard_summaries_of_training_and_spiking(trained, tmp_path):
     tmp, cfg = trained
     simulate(trained, tmp_path / "logs", num_samples=20, tensorboard=tmp_path / "tb_snn")
@@ -177,3 +183,64 @@ def test_missing_data_gets_one_line(tmp_path):
     assert last.startswith("error: fashion_mnist: missing t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
     assert done.stderr.count("\n") == 1
     assert str(tmp_path / "fashion_mnist") in last
+
+
+def test_per_layer_figures_add_up_to_the_totals(trained, tmp_path):
+    summary = simulate(trained, tmp_path, num_samples=40)
+    layers = summary["layers"]
+    assert [layer["neurons"] for layer in layers] == [h * w * c for h, w, c in MNIST_LENET.shapes()[1:]]
+    for key in ("sops_per_image", "positive_spikes_per_image", "negative_spikes_per_image"):
+        assert sum(layer[key] for layer in layers) == pytest.approx(summary[key], rel=1e-12), key
+    for layer in layers:
+        spikes = layer["positive_spikes_per_image"] + layer["negative_spikes_per_image"]
+        assert layer["spikes_per_neuron_per_step"] == pytest.approx(spikes / layer["neurons"] / T)
+        assert 0 <= layer["mean_settle_step"] <= summary["settle_steps"]["max"]
+    energy = summary["energy_estimate"]
+    assert "estimate" in energy["note"] and energy["pj_per_accumulate"] == 0.9 and energy["pj_per_mac"] == 4.6
+    first_macs = 24 * 24 * 20 * 5 * 5  # LeNet's first layer sees the image itself: multiply-accumulates
+    assert energy["snn_first_layer_macs_per_image"] == first_macs
+    assert energy["snn_uj_per_image"] == pytest.approx((first_macs * 4.6 + summary["sops_per_image"] * 0.9) / 1e6)
+    assert energy["ann_uj_per_image"] == pytest.approx(MNIST_LENET.macs_per_image() * 4.6 / 1e6)
+
+
+def test_per_layer_sops_of_the_fast_simulator_equal_the_reference(trained):
+    from common import checkpoint, convert, data, reference
+    from common.snn import FastSimulator
+
+    tmp, cfg = trained
+    sn = convert.convert(MNIST_LENET, 1, checkpoint.load(cfg.checkpoint, MNIST_LENET, 1))
+    x = data.load_split("mnist", "test", cfg.roots).x[:12] * 2
+    fast, ref = FastSimulator(sn).simulate(x, 8), reference.simulate(sn, x, 8)
+    np.testing.assert_array_equal(fast.layer_synops, ref.layer_synops)
+    np.testing.assert_array_equal(fast.layer_synops.sum(1), fast.synops)
+
+
+def test_the_headline_says_when_no_image_settled(trained, tmp_path, capsys):
+    simulate(trained, tmp_path, time_steps=1, num_samples=20)
+    headline = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ANN accuracy")][0]
+    assert "no image settled in 1 steps" in headline and "lossless step" not in headline
+
+
+def test_the_per_layer_figure_is_drawn_and_one_epoch_is_singular(trained, tmp_path):
+    from common import plots
+
+    simulate(trained, tmp_path / "MNIST" / "figs" / "k1", num_samples=20)
+    paths = plots.plot_workspace(tmp_path / "MNIST")
+    assert [p.name for p in paths] == list(plots.FIGURES) and "layers.png" in plots.FIGURES
+    assert all(p.is_file() for p in paths)
+    assert plots.trained_for({"epochs": [{"epoch": 1}]}) == "1 epoch"
+    assert plots.trained_for({"epochs": [{"epoch": 2}]}) == "2 epochs"
+
+
+@pytest.mark.slow  # a TensorFlow subprocess
+def test_a_run_says_its_strategy_and_devices_and_a_missing_gpu(trained, tmp_path):
+    tmp, cfg = trained
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--checkpoint", str(cfg.checkpoint),
+         "--data_dir", str(tmp / "data"), "--time_steps", "4", "--num_samples", "10", "--log_dir", str(tmp_path),
+         "--strategy", "mirrored"], capture_output=True, text=True, timeout=300, env={**os.environ,
+                                                                                      "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "strategy mirrored: 1 replica on CPU:0"
+    assert lines[1].startswith("note: --strategy mirrored asks for GPUs but TensorFlow sees none")

@@ -190,6 +190,7 @@ def test_a_folder_or_a_foreign_file_is_never_moved_aside(idx_root, tmp_path):
     assert foreign.read_text() == "my notes"
 
 
+@pytest.mark.slow  # training runs
 def test_training_afresh_twice_keeps_every_backup(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     versions = []
@@ -211,6 +212,7 @@ def test_a_second_writer_is_refused_and_stale_temporary_files_are_cleaned(idx_ro
             train.run(config(idx_root, ckpt))
 
 
+@pytest.mark.slow  # training runs
 def test_a_resume_position_beyond_the_epoch_is_refused(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     train.run(config(idx_root, ckpt))
@@ -285,6 +287,7 @@ def test_ctrl_c_during_a_spiking_run_writes_the_finished_batches(tmp_path, monke
     assert len((tmp_path / "accuracy.txt").read_text().splitlines()) == 8
 
 
+@pytest.mark.slow  # training runs
 def test_a_full_disk_keeps_the_previous_checkpoint_whole(idx_root, tmp_path, monkeypatch):
     ckpt = tmp_path / "k1.npz"
     train.run(config(idx_root, ckpt))
@@ -299,6 +302,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_whole(idx_root, tmp_path, mon
     assert ckpt.read_bytes() == before and not list(tmp_path.glob(".k1.npz.*.tmp"))
 
 
+@pytest.mark.slow  # training runs
 def test_a_corrupt_history_beside_an_old_checkpoint_is_one_error(idx_root, tmp_path):
     ckpt = tmp_path / "k1.npz"
     train.run(config(idx_root, ckpt))
@@ -329,6 +333,7 @@ def test_a_run_at_chance_after_a_few_steps_says_why(tmp_path, capsys):
     assert "near chance after only 3 training steps" in out and "BatchNorm" in out
 
 
+@pytest.mark.slow  # 10,000 test images in a subprocess
 def test_inference_prints_only_what_it_uses():
     done = run_script(str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--mode", "inference", "--checkpoint",
                       str(SHIPPED), "--data_dir", str(ROOT / "MNIST" / "data"))

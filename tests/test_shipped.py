@@ -25,6 +25,7 @@ def git_status() -> str:
     return subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True).stdout
 
 
+@pytest.mark.slow  # 10,000 test images
 def test_the_quick_start_runs_offline_and_changes_no_tracked_file(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != data.DATA_ENV}
     before = git_status()
@@ -54,11 +55,13 @@ def test_plots_draw_without_tensorflow_from_inside_a_workspace(tmp_path):
     shutil.copytree(shipped, workspace / "figs")
     done = subprocess.run([sys.executable, "-c", "import sys; from common import plots; plots.main(['.']); "
                            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'"],
-                          cwd=workspace, capture_output=True, text=True, timeout=300)
+                          cwd=workspace, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # this tree's common, whatever is installed
     assert done.returncode == 0, done.stderr[-2000:]
     assert all((workspace / "figs" / name).is_file() for name in plots.FIGURES)
 
 
+@pytest.mark.slow  # every shipped run, full test sets
 @pytest.mark.parametrize("workspace, network, k", SHIPPED)
 def test_every_line_of_a_shipped_log_reproduces(workspace, network, k, tmp_path):
     shipped = ROOT / workspace / "pretrained" / "logs" / f"k{k}"

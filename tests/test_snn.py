@@ -22,6 +22,9 @@ from conftest import ROOT
 from helpers import random_images, random_weights
 
 SEEDS = {name: i for i, name in enumerate(sorted(NETWORKS))}  # fixed seeds: never hash(), which varies per run
+# the CIFAR-10 networks take minutes and the FashionMNIST LeNet half a minute: the slow tier (-m slow) checks them
+NAMES = [pytest.param(name, marks=pytest.mark.slow) if name.startswith(("cifar", "fashion_lenet")) else name
+         for name in sorted(NETWORKS)]
 RESULT_FIELDS = ("predictions", "spikes", "net", "synops", "settle", "output")
 NEURON_BUDGET = 100_000  # hidden neurons per test batch: keeps every network's tests to seconds
 LARGE = 100_000  # hidden neurons per image above which the slow NumPy reference gets one image, few steps
@@ -57,7 +60,7 @@ def in_batches(sim: FastSimulator, x: np.ndarray, steps: int, batch: int) -> Sim
         output=np.concatenate([p.output for p in parts]), settle=np.concatenate([p.settle for p in parts]))
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_conversion_is_lossless(name, k):
     """Once settled, every hidden count is exactly the ANN's level, and the output its logits times 2^k."""
@@ -78,7 +81,7 @@ def test_conversion_is_lossless(name, k):
     assert (first != ann[0]).sum() <= 1e-3 * first.size
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     """Random float32 weights (not dyadic): every count of every step agrees with the NumPy oracle."""
@@ -89,8 +92,9 @@ def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     assert_same_result(FastSimulator(sn).simulate(x, steps), reference.simulate(sn, x, steps))
 
 
-@pytest.mark.parametrize("name, k", [("mnist_lenet", 0), ("mnist_lenet", 2), ("fashion_mlp", 0),
-                                     ("fashion_mlp", 2), ("fashion_lenet", 1)])
+@pytest.mark.parametrize("name, k", [pytest.param("mnist_lenet", 0, marks=pytest.mark.slow),
+                                     pytest.param("mnist_lenet", 2, marks=pytest.mark.slow), ("fashion_mlp", 0),
+                                     ("fashion_mlp", 2), pytest.param("fashion_lenet", 1, marks=pytest.mark.slow)])
 def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
     sn, x, _ = network_and_inputs(name, k)
     steps = 40 * (1 + k)
@@ -101,6 +105,7 @@ def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
         assert_same_result(in_batches(sim, x, steps, batch), whole)
 
 
+@pytest.mark.slow  # two TensorFlow subprocesses
 def test_onednn_on_and_off_give_the_same_records(tmp_path):
     """oneDNN's kernels round differently from Eigen's; the records must not notice."""
     script = tmp_path / "run.py"

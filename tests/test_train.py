@@ -35,6 +35,7 @@ def history(cfg: train.TrainConfig) -> list[dict]:
 RUN_RECORD_KEYS = {"command", "started", "git", "versions", "cpu", "data_sha256", "wall_seconds", "settings"}
 
 
+@pytest.mark.slow  # several training runs
 def test_training_lowers_the_loss_and_resumes(idx_root, tmp_path, capsys):
     cfg = config(idx_root, tmp_path, epochs=3)
     train.run(cfg)
@@ -67,6 +68,7 @@ def test_inference_mode_loads_the_checkpoint(idx_root, tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == trained
 
 
+@pytest.mark.slow  # several training runs
 def test_training_afresh_keeps_the_previous_checkpoint_aside(idx_root, tmp_path):
     cfg = config(idx_root, tmp_path)
     train.run(cfg)
@@ -81,6 +83,7 @@ def test_resume_without_a_checkpoint_says_so(idx_root, tmp_path):
         train.run(config(idx_root, tmp_path, resume=True))
 
 
+@pytest.mark.slow  # several training runs
 def test_the_same_seed_gives_the_same_weights(idx_root, tmp_path):
     a = config(idx_root, tmp_path / "a")
     b = config(idx_root, tmp_path / "b")
@@ -106,6 +109,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(idx_root, 
     assert ckpt.epoch == 1 and all(np.isfinite(ckpt[n]).all() for n in ckpt)
 
 
+@pytest.mark.slow  # training subprocesses
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_saves_a_resumable_checkpoint(idx_root, tmp_path, signum):
     ckpt = tmp_path / "k1.npz"

@@ -1,17 +1,20 @@
 """The README's results table, generated from the shipped weights' histories and spiking logs.
 
-    python tools/results_table.py            # print the table
-    python tools/results_table.py --write    # replace the table in README.md
+    python tools/results_table.py                   # print the table of the shipped runs (Markdown)
+    python tools/results_table.py --write           # replace the table in README.md
+    python tools/results_table.py --runs            # your runs, <workspace>/figs/k*/, in 100 columns
+    python tools/results_table.py --runs MNIST/figs other/logs   # the runs under these folders
 
 Reads ``<workspace>/pretrained/<k|fp32>.history.json`` (epochs, FP32 test accuracy),
 ``<workspace>/pretrained/logs/k<k>/summary.json`` (the shipped spiking runs, written by
-``tools/make_results.sh``), ``paper/curves.csv`` (the per-step curves of the original code's published
+``tools/make_results.sh``), ``common/paper/curves.csv`` (the per-step curves of the original code's published
 logs) and, for the spread over seeds, ``<workspace>/pretrained/seeds/k1-seed<N>.summary.json``
 (``tools/train_seeds.sh``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import statistics
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.fsutil import write_text  # noqa: E402
-from common.paper import PAPER_TABLE  # noqa: E402
+from common.paper_table import PAPER_TABLE  # noqa: E402
 from common.plots import epochs_of, paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -146,9 +149,51 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def _fit(text: str, width: int) -> str:
+    """``text`` padded to ``width``, its start cut (with an ellipsis) if longer: the end names the run."""
+    return f"{text:<{width}}" if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def runs_table(folders: list[Path]) -> str:
+    """Every spiking run (a ``summary.json``) under ``folders``, one line each, at most 100 characters wide."""
+    header = (f"{'run':<38} {'T':>5} {'images':>6} {'ANN %':>6} {'SNN %':>6} {'lossless':>8} {'agree':>6} "
+              f"{'mism.':>5} {'SOPs/img':>9}")
+    lines = [header, "-" * len(header)]
+    for folder in folders:
+        for path in sorted(folder.rglob("summary.json")):
+            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue  # a log set being written
+            try:
+                s = json.loads(path.read_text())
+                name = path.parent.resolve().relative_to(ROOT).as_posix() if path.resolve().is_relative_to(ROOT) \
+                    else path.parent.as_posix()
+                lines.append(f"{_fit(name, 38)} {s['time_steps']:>5} {s['num_samples']:>6} "
+                             f"{100 * s['ann_accuracy']:>6.2f} {100 * s['snn_accuracy'][-1]:>6.2f} "
+                             f"{str(s['lossless_step']):>8} {s['agreement']:>6.4f} {s['mismatched_neurons']:>5} "
+                             f"{s['sops_per_image'] / 1e6:>8.2f}M" + ("  partial" if s.get("partial") else ""))
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                lines.append(f"{_fit(path.parent.as_posix(), 38)} (unreadable summary.json)")
+    if len(lines) == 2:
+        return f"no spiking runs under {', '.join(str(f) for f in folders)}; run a Spiking_* script first"
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python tools/results_table.py",
+        description="Tabulate spiking runs. Without options: the README's results table of the shipped runs "
+                    "(<workspace>/pretrained/), beside the paper's, as Markdown.")
+    parser.add_argument("--write", action="store_true", help="replace the table between the results markers of "
+                        "README.md instead of printing it")
+    parser.add_argument("--runs", nargs="*", metavar="FOLDER", type=Path,
+                        help="tabulate your own runs instead: every summary.json under the FOLDERs (default: "
+                        "every workspace's figs/), one line each, fit for a terminal")
+    args = parser.parse_args(argv)
+    if args.runs is not None:
+        print(runs_table(args.runs or [ROOT / w / "figs" for w, *_ in ROWS]))
+        return
     text = table() + "\n\nSpread over seeds, each on the full test set (`tools/train_seeds.sh`):\n\n" + spread_table()
-    if "--write" not in sys.argv:
+    if not args.write:
         print(text)
         return
     readme = ROOT / "README.md"

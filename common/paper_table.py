@@ -1,7 +1,7 @@
 """The paper's results table, as the original repository's README gives it (k=1 and full precision).
 
 Its "Time Steps" column can differ by a step from the original code's own published logs
-(``paper/curves.csv``): MNIST k=1 says 13 where the logs settle at step 14. Figures and the
+(``common/paper/curves.csv``): MNIST k=1 says 13 where the logs settle at step 14. Figures and the
 results table show both.
 """
 
