@@ -100,9 +100,16 @@ def load_run(folder: Path) -> dict:
         if type(value) is not int or not low <= value <= high:
             raise MalformedRunError(f"'{name}' must be an integer {low}..{high}, got {str(value)[:40]}")
     for name in ("ann_accuracy", "hidden_neurons_per_image", "positive_spikes_per_image",
-                 "negative_spikes_per_image"):
+                 "negative_spikes_per_image", "sops_per_image"):
         if type(summary.get(name)) not in (int, float):
             raise MalformedRunError(f"'{name}' must be a number, got {str(summary.get(name))[:40]}")
+    layer_numbers = ("neurons", "positive_spikes_per_image", "negative_spikes_per_image", "sops_per_image")
+    layers = summary.get("layers")
+    if layers is not None and not (isinstance(layers, list) and all(
+            isinstance(i, dict) and isinstance(i.get("shape"), list) and "layer" in i
+            and all(type(i.get(name)) in (int, float) for name in layer_numbers) and i["neurons"] > 0
+            for i in layers)):
+        raise MalformedRunError("'layers' must be a list of per-layer figures")
     try:
         per_step = {name: logs.read_log(folder, name, steps).sum(axis=0) / n for name in logs.LOG_FILES}
     except (OSError, ValueError) as e:

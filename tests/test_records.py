@@ -271,7 +271,7 @@ def write_summary(folder: Path, summary: object, steps: int = 3) -> None:
 def good_summary(**changes) -> dict:
     summary = {"network": "mnist_lenet", "k": 1, "checkpoint": "x/pretrained/k1.npz", "time_steps": 3,
                "num_samples": 1, "snn_accuracy": [1, 1, 1], "ann_accuracy": 1.0, "hidden_neurons_per_image": 10,
-               "positive_spikes_per_image": 1.0, "negative_spikes_per_image": 0.0}
+               "positive_spikes_per_image": 1.0, "negative_spikes_per_image": 0.0, "sops_per_image": 10.0}
     summary.update(changes)
     return summary
 

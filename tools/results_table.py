@@ -137,11 +137,11 @@ def table() -> str:
             paper = f"| {label} | {k} | {ann} | {paper_snn(curves.get(k), table_step if k == 1 else None)} "
             row = None if summary is None else summary_row(summary, path, read_json(
                 ws / "pretrained" / f"k{k}.history.json"))
-            lines.append(paper + (row or "| not run here | | | | | | | | | |"))
+            lines.append(paper + (row or "| not run | | | | | | | | | |"))
         fp32 = read_json(ws / "pretrained" / "fp32.history.json")
         try:
             epochs = epochs_of(fp32)
-            fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run here"
+            fp32_acc = f"{100 * epochs[-1]['test_acc']:.2f}" if epochs and "test_acc" in epochs[-1] else "not run"
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             fp32_acc = "?"
         lines.append(f"| {label} | FP32 | {paper_fp32:.2f} | | {epochs_note(fp32)} | {fp32_acc} "

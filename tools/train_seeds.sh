@@ -19,7 +19,7 @@ sys.exit(int(z['meta/epoch']) >= $epochs and int(z['meta/batch']) == 0)" "$train
     python "$dir/$quant" --k 1 --resume "$resume" --mode training --epochs "$epochs" --seed "$seed" \
       --learning_rate 0.0001 --checkpoint "$train/k1.npz"
   fi
-  python "$dir/$spiking" --k 1 --checkpoint "$train/k1.npz" --log_dir "$train/logs/k1"
+  NEGSPIKE_WRITE_SHIPPED=1 python "$dir/$spiking" --k 1 --checkpoint "$train/k1.npz" --log_dir "$train/logs/k1"
   cp "$train/k1.history.json" "$out/k1-seed$seed.history.json"
   cp "$train/logs/k1/summary.json" "$out/k1-seed$seed.summary.json"
 }
