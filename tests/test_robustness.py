@@ -364,7 +364,7 @@ def small_cifar_pickle() -> bytes:
     (lambda: b"\x80\x02(c__builtin__\nobject\no.", "opcode OBJ"),
 ])
 def test_crafted_cifar_pickles_are_one_error(tmp_path, make, message):
-    with pytest.raises(data.DataError, match="not a CIFAR-10 python batch") as e:
+    with pytest.raises(data.DataError, match="not a CIFAR python batch") as e:
         data.read_cifar_batch(cifar_pickle_of(tmp_path, make()))
     assert message in str(e.value)
 
@@ -537,7 +537,7 @@ def test_ctrl_c_while_the_unsettled_note_is_worked_out_is_honoured(capsys):
             os.kill(os.getpid(), signal.SIGINT)
             return super().simulate(x, steps, stop)
 
-    summary = {"snn_accuracy": [1.0], "ann_accuracy": 1.0, "agreement": 1.0, "lossless_step": 1,
+    summary = {"num_samples": 3, "snn_accuracy": [1.0], "ann_accuracy": 1.0, "agreement": 1.0, "lossless_step": 1,
                "mismatched_neurons": 0, "run": {"wall_seconds": 1.0}, "differs_from_defaults": []}
     with pytest.raises(spiking.Interrupted, match="SIGINT while checking the unsettled images; the logs in"):
         spiking._report(advice_config(), summary, SignalledSimulator(None), np.zeros((3, 1)))

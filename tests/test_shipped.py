@@ -116,5 +116,7 @@ def test_a_figure_says_which_checkpoint_and_how_long_it_trained(tmp_path):
     assert plots.run_source(summary) == "k1.npz, 3 epochs on 10,000 images"
     history["epochs"] = [{"epoch": 150, "train_images": 50_000}]
     (tmp_path / "k1.history.json").write_text(json.dumps(history))
-    assert plots.run_source({**summary, "partial": True}) == "k1.npz, 150 epochs, partial"
+    assert plots.run_source(summary) == "k1.npz, 150 epochs"
+    partial = {**summary, "partial": True, "k": 1, "num_samples": 10, "test_images": 10_000}
+    assert "partial" in plots.run_label("k1", partial)  # what differs from the defaults, partial runs too
     assert plots.run_source({"checkpoint": str(tmp_path / "other.npz")}) == "other.npz"

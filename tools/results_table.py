@@ -178,6 +178,11 @@ def runs_table(folders: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def readme_block() -> str:
+    """What goes between the README's results markers: the table, then the spread over seeds."""
+    return table() + "\n\nSpread over seeds, each on the full test set (`tools/train_seeds.sh`):\n\n" + spread_table()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python tools/results_table.py",
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.runs is not None:
         print(runs_table(args.runs or [ROOT / w / "figs" for w, *_ in ROWS]))
         return
-    text = table() + "\n\nSpread over seeds, each on the full test set (`tools/train_seeds.sh`):\n\n" + spread_table()
+    text = readme_block()
     if not args.write:
         print(text)
         return
