@@ -15,20 +15,21 @@ import tensorflow as tf
 
 import tensorlayer as tl
 
-PRECISIONS = ("float32", "bfloat16")
-
-
-def _compute(dtype: tf.DType, op, inputs: tf.Tensor, kernel: tf.Variable) -> tf.Tensor:
-    """``op(inputs, kernel)`` computed in ``dtype``, returned as float32."""
-    return tf.cast(op(tf.cast(inputs, dtype), tf.cast(kernel, dtype)), tf.float32)
-
-
-class Conv2d(tl.layers.Conv2d):
-    """``tl.layers.Conv2d`` (no bias, no activation) computing in ``precision``; its kernel stays float32."""
+class _ComputesInPrecision:
+    """What :class:`Conv2d` and :class:`Dense` share: a ``precision`` argument and the product in it."""
 
     def __init__(self, *args, precision: str = "float32", **kwargs):
         super().__init__(*args, **kwargs)
         self.compute_dtype = tf.as_dtype(precision)
+
+    def _product(self, op, inputs: tf.Tensor) -> tf.Tensor:
+        """``op(inputs, kernel)`` computed in ``compute_dtype``, returned as float32."""
+        dtype = self.compute_dtype
+        return tf.cast(op(tf.cast(inputs, dtype), tf.cast(self.W, dtype)), tf.float32)
+
+
+class Conv2d(_ComputesInPrecision, tl.layers.Conv2d):
+    """``tl.layers.Conv2d`` (no bias, no activation) computing in ``precision``; its kernel stays float32."""
 
     def forward(self, inputs: tf.Tensor) -> tf.Tensor:
         if self.compute_dtype == tf.float32:
@@ -37,17 +38,13 @@ class Conv2d(tl.layers.Conv2d):
         def conv(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
             return tf.nn.conv2d(x, w, self._strides, self.padding, self.data_format, self._dilation_rate)
 
-        return _compute(self.compute_dtype, conv, inputs, self.W)
+        return self._product(conv, inputs)
 
 
-class Dense(tl.layers.Dense):
+class Dense(_ComputesInPrecision, tl.layers.Dense):
     """``tl.layers.Dense`` (no bias, no activation) computing in ``precision``; its kernel stays float32."""
-
-    def __init__(self, *args, precision: str = "float32", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.compute_dtype = tf.as_dtype(precision)
 
     def forward(self, inputs: tf.Tensor) -> tf.Tensor:
         if self.compute_dtype == tf.float32:
             return super().forward(inputs)
-        return _compute(self.compute_dtype, tf.matmul, inputs, self.W)
+        return self._product(tf.matmul, inputs)
