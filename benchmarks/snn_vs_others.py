@@ -19,7 +19,9 @@ All three run the shipped MNIST LeNet k=1 (``MNIST/pretrained/k1.npz``) converte
    It has no early exit; it is timed on ``--original_images`` images and its time scaled to ``--images``.
 
 Times are wall clock and CPU time (``time.process_time()``: every thread of the process), the median
-of ``--repeats`` after a warm-up (the original: one run). The last line holds the ratios::
+of ``--repeats`` after a warm-up (the original: one run). On a shared machine another process may stop
+this one (SIGSTOP) for a while: a repeat that spans a stop is left out of the wall median, and a row with
+no other repeat says that its wall time is invalid (CPU time is unaffected). The last line holds the ratios::
 
     ours_vs_spikingjelly_early_exit=<ours / SJ, CPU> ours_vs_spikingjelly_every_step=<CPU>
     ours_vs_spikingjelly_early_exit_wall=<wall> original_vs_ours_cpu=<x faster> original_vs_ours_cpu_every_step=<>
@@ -39,6 +41,7 @@ import importlib.util
 import logging
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -87,17 +90,43 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
 # ---------------------------------------------------------------------------- timing
 
 
-def median_times(fn: Callable[[], Any], repeats: int, warm_up: bool = True) -> tuple[float, float, Any]:
-    """Median wall and CPU seconds of ``fn()`` over ``repeats`` calls after a warm-up, and its last result."""
+class Resumes:
+    """Counts this process's resumptions after a stop (SIGSTOP by another process, Ctrl-Z): the wall time
+    of a repeat that spans one includes the pause, its CPU time does not."""
+
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        signal.signal(signal.SIGCONT, cls._resumed)
+
+    @classmethod
+    def _resumed(cls, signum: int, frame: object) -> None:
+        cls.count += 1
+
+
+def median_times(fn: Callable[[], Any], repeats: int, warm_up: bool = True) -> tuple[float, float, Any, int]:
+    """Median wall and CPU seconds of ``fn()`` over ``repeats`` calls after a warm-up, its last result, and
+    how many repeats were stopped while timed (the wall median is over the others, if any)."""
     if warm_up:
         fn()  # tracing and allocation
-    walls, cpus = [], []
+    walls, cpus, clean = [], [], []
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
+        resumes, wall, cpu = Resumes.count, time.perf_counter(), time.process_time()
         result = fn()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus), result
+        if Resumes.count == resumes:
+            clean.append(walls[-1])
+    return statistics.median(clean or walls), statistics.median(cpus), result, repeats - len(clean)
+
+
+def stopped_note(stopped: int, repeats: int) -> str:
+    if not stopped:
+        return ""
+    if stopped < repeats:
+        return f"; wall: median of the {repeats - stopped} repeats not stopped"
+    return "; WALL TIME INVALID: this process was stopped (SIGSTOP) while timed"
 
 
 def in_batches(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
@@ -313,12 +342,14 @@ def main(argv: list[str]) -> None:
           f"median of {repeats} after a warm-up")
 
     rows = []  # (name, wall, cpu, accuracy, note)
+    Resumes.install()
     early, every_step = FastSimulator(sn), FastSimulator(sn, early_exit=False)
     ours = {}  # name -> (wall, cpu, predictions)
     for name, simulator in (("ours, early exit", early), ("ours, every step", every_step)):
-        ours[name] = median_times(
+        wall, cpu, predicted, stopped = median_times(
             lambda s=simulator: in_batches(lambda b, s=s: ours_predictions(s, b, steps), xs, batch), repeats)
-        rows.append((name, *ours[name][:2], (ours[name][2] == labels).mean(), "exact"))
+        ours[name] = wall, cpu, predicted
+        rows.append((name, wall, cpu, (predicted == labels).mean(), "exact" + stopped_note(stopped, repeats)))
     ours_predicted = ours["ours, early exit"][2]
 
     sj = None
@@ -326,11 +357,11 @@ def main(argv: list[str]) -> None:
         print(f"SpikingJelly: skipped, {sj_missing}")
     else:
         net = spikingjelly_network(sn)
-        wall, cpu, predicted = median_times(
+        wall, cpu, predicted, stopped = median_times(
             lambda: in_batches(lambda b: spikingjelly_predictions(net, b, steps), xs, batch), repeats)
         sj = wall, cpu
         rows.append(("SpikingJelly 2.0, every step", wall, cpu, (predicted == labels).mean(),
-                     "no negative spikes; bias + 0.5 injected at t=0"))
+                     "no negative spikes; bias + 0.5 injected at t=0" + stopped_note(stopped, repeats)))
 
     original = None
     if original_network is None:
@@ -338,13 +369,13 @@ def main(argv: list[str]) -> None:
               "github.com/edwardzcl/Spiking_Networks_with_Negative_Spike_Dynamics> to time it")
     else:
         m = min(FLAGS.original_images, n)
-        wall, cpu, predicted = median_times(
+        wall, cpu, predicted, stopped = median_times(
             lambda: in_batches(lambda b: original_network.predictions(b, steps), xs[:m], batch), 1, warm_up=False)
         original = wall * n / m, cpu * n / m
         agree, ours_there = int((predicted == ours_predicted[:m]).sum()), (ours_predicted[:m] == labels[:m]).mean()
         rows.append(("original NumPy, every step", *original, (predicted == labels[:m]).mean(),
                      f"timed on {m} images, scaled; accuracy on them (ours: {ours_there:.2%}); final predictions "
-                     f"agree with ours on {agree} of {m}"))
+                     f"agree with ours on {agree} of {m}" + stopped_note(stopped, 1)))
 
     print(f"  {'simulator':30s} {'wall s':>8s} {'CPU s':>8s} {'CPU/wall':>8s} {'accuracy':>8s}")
     for name, wall, cpu, accuracy, note in rows:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -84,3 +86,24 @@ def test_original_simulator_missing_is_named(bench, tmp_path):
 def test_spikingjelly_missing_names_the_extra(bench, monkeypatch):
     monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
     assert "pip install -e '.[bench]'" in bench.spikingjelly_missing()
+
+
+def test_a_repeat_stopped_by_another_process_is_left_out_of_the_wall_median(bench):
+    previous = signal.getsignal(signal.SIGCONT)
+    bench.Resumes.install()
+    calls = []
+
+    def run() -> int:
+        calls.append(None)
+        if len(calls) == 2:  # as if stopped for 0.3 s, then resumed
+            os.kill(os.getpid(), signal.SIGCONT)
+            time.sleep(0.3)
+        return len(calls)
+
+    try:
+        wall, cpu, result, stopped = bench.median_times(run, 3)
+    finally:
+        signal.signal(signal.SIGCONT, previous)
+    assert (stopped, result) == (1, 4)
+    assert wall < 0.1 and cpu < 0.1
+    assert "not stopped" in bench.stopped_note(1, 3) and "INVALID" in bench.stopped_note(1, 1)
