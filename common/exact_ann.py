@@ -26,9 +26,9 @@ from common.spiking_network import SpikingLayer, SpikingNetwork
 FLOAT32_UNDERFLOW = 2.0 ** -125  # what flushing a subnormal float32 partial sum can lose, per term
 SLICE_ELEMENTS = 2 ** 21  # products per slice when undecided neurons are recomputed in float64
 UNDECIDED_LIMIT = 0.01  # a float32 layer leaving more of its neurons undecided moves to float64
-ADAPT_AFTER = 100_000
-GROUP_TERMS = 256  # products per channel group of a long receptive field (see channel_groups)
-MIN_GROUP_CHANNELS = 16  # narrower groups make the convolutions slow  # neuron evaluations before that share is judged
+ADAPT_AFTER = 100_000  # neuron evaluations before that share is judged
+GROUP_TERMS = 256  # products per group of a long receptive field (see term_groups)
+MIN_GROUP_CHANNELS = 16  # narrower channel groups make the convolutions slow
 
 
 class ExactSynapses:
@@ -48,7 +48,9 @@ class ExactSynapses:
         self.bias_offset = tf.constant(bias + np.float32(ROUNDING_OFFSET))
         self.undecided = tf.Variable(0, dtype=tf.int64, trainable=False)  # neurons sent to _decide
         self.evaluated = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.groups = channel_groups(in_shape[2], conv.kernel)
+        # a layer whose one receptive field is its whole input is a matrix product
+        self.dense = in_shape[:2] == (conv.kernel, conv.kernel) and conv.pads(in_shape[0]) == (0, 0)
+        self.groups = term_groups(in_shape[2], conv.kernel, self.dense)
         self.field_ones = tf.ones([conv.kernel, conv.kernel, in_shape[2], 1])  # sums over a receptive field
         self.use(precision)
 
@@ -65,8 +67,14 @@ class ExactSynapses:
         self.precision = precision
         # the threshold folded into the filters (one more rounding per product, inside the bound below)
         scaled = self.kernel_np.astype(np.float64) * self.layer.scale.astype(np.float64)
-        self.kernels = [tf.constant(scaled[:, :, a:b].astype(precision.as_numpy_dtype)) for a, b in self.groups]
-        group_terms = max(self.conv.fan_in(b - a) for a, b in self.groups)
+        scaled = scaled.astype(precision.as_numpy_dtype)
+        if self.dense:
+            matrix = scaled.reshape(self.fan_in, -1)  # rows in the (row, column, channel) order of a flattened input
+            self.kernels = [tf.constant(matrix[a:b]) for a, b in self.groups]
+            group_terms = max(b - a for a, b in self.groups)
+        else:
+            self.kernels = [tf.constant(scaled[:, :, a:b]) for a, b in self.groups]
+            group_terms = max(self.conv.fan_in(b - a) for a, b in self.groups)
         abs_scale = np.abs(self.layer.scale.astype(np.float64))
         roundoff = 2.0 ** -24 if precision == tf.float32 else 2.0 ** -53
         dot_error = exact.dot_error_factor(group_terms, roundoff)
@@ -83,6 +91,10 @@ class ExactSynapses:
     def _integral(self, x: tf.Tensor) -> tf.Tensor:
         """The synaptic integral in ``self.precision``: one convolution per channel group, then their sum."""
         x = tf.cast(x, self.precision)
+        if self.dense:
+            flat = tf.reshape(x, [-1, self.fan_in])
+            z = tf.add_n([tf.matmul(flat[:, a:b], kernel) for (a, b), kernel in zip(self.groups, self.kernels)])
+            return tf.reshape(z, [-1, 1, 1, z.shape[-1]])
         stride, padding = self.conv.stride, self.conv.padding
         if len(self.groups) == 1:
             return tf.nn.conv2d(x, self.kernels[0], stride, padding)
@@ -99,7 +111,10 @@ class ExactSynapses:
         w = tf.maximum(tf.cast(z, tf.float32) + self.bias_offset, ROUNDING_OFFSET)  # relu(z + bias) + 1e-5
         level = tf.round(w)
         # ||x||_2 of each receptive field; a sum of squares errs by at most gamma_n of itself, inside the slack
-        norm = tf.sqrt(tf.nn.conv2d(tf.square(x), self.field_ones, self.conv.stride, self.conv.padding))
+        if self.dense:
+            norm = tf.sqrt(tf.reduce_sum(tf.square(x), axis=[1, 2, 3], keepdims=True))
+        else:
+            norm = tf.sqrt(tf.nn.conv2d(tf.square(x), self.field_ones, self.conv.stride, self.conv.padding))
         # |w - level| is exact; its distance to 0.5 is the distance to the nearest level boundary
         undecided = tf.abs(w - level) >= self.decided_below - norm * self.margin_slope
         self.evaluated.assign_add(tf.size(undecided, tf.int64))
@@ -155,15 +170,19 @@ class ExactSynapses:
         return tf.reduce_sum(products, axis=[1, 2, 3]), bound
 
 
-def channel_groups(channels: int, kernel: int) -> list[tuple[int, int]]:
-    """Input-channel slices ``(start, stop)`` whose convolutions a layer sums.
+def term_groups(channels: int, kernel: int, dense: bool) -> list[tuple[int, int]]:
+    """Slices ``(start, stop)`` of a receptive field whose partial integrals a layer adds up.
 
     A float32 sum of m products errs by up to m roundings, so splitting a long receptive field
     into G groups shrinks the error bound, and with it the share of neurons the slow path must
-    decide, about G-fold, for a few percent more time in the convolutions.
+    decide, about G-fold, for a few percent more time. A matrix product (``dense``) splits its
+    flattened input anywhere; a convolution splits its input channels, into groups of at least
+    :data:`MIN_GROUP_CHANNELS`.
     """
-    groups = int(np.clip(round(channels * kernel * kernel / GROUP_TERMS), 1, max(channels // MIN_GROUP_CHANNELS, 1)))
-    bounds = np.linspace(0, channels, groups + 1).round().astype(int)
+    terms = channels * kernel * kernel
+    most = terms if dense else max(channels // MIN_GROUP_CHANNELS, 1)
+    groups = int(np.clip(round(terms / GROUP_TERMS), 1, most))
+    bounds = np.linspace(0, terms if dense else channels, groups + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
