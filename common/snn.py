@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
-import tensorflow.experimental.numpy as tnp
 
 from common import neurons
 from common.exact_ann import ExactANN, ExactSynapses
@@ -28,6 +27,16 @@ from common.spiking_network import SpikingNetwork
 
 DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20  # bytes of activations per chunk of time steps
 MAX_CHUNK_STEPS = 4  # steps per compiled chunk: settled samples leave the batch between chunks
+
+
+class TensorFlowArrays:
+    """The part of the NumPy API the neuron rules use, as TensorFlow operations.
+
+    ``tf.experimental.numpy.clip`` broadcasts its bounds to a full tensor first; this does not."""
+
+    @staticmethod
+    def clip(a: tf.Tensor, low: float, high: float) -> tf.Tensor:
+        return tf.clip_by_value(a, low, high)
 
 
 class Stopped(Exception):  # noqa: N818 - control flow, not an error
@@ -106,7 +115,7 @@ class FastSimulator:
                 count, layer_counts = counts[i], []
                 layer_spikes, layer_nets, layer_covered = [], [], []
                 for t in range(n):
-                    spike, count = self.rule.step(levels[t], count, tnp)
+                    spike, count = self.rule.step(levels[t], count, TensorFlowArrays)
                     per_position = tf.reduce_sum(tf.abs(spike), 3)  # the synaptic cost depends on the position only
                     layer_counts.append(count)
                     layer_spikes.append(tf.reduce_sum(per_position, [1, 2]))
@@ -124,6 +133,13 @@ class FastSimulator:
 
         self._chunks[n] = run
         return run
+
+    @tf.function(reduce_retracing=True)
+    def _split(self, done: tf.Tensor, first_levels: tf.Tensor, counts: list[tf.Tensor], levels: list[tf.Tensor]):
+        """The finished samples' counts, and the states of the samples that go on."""
+        keep = tf.logical_not(done)
+        return ([tf.boolean_mask(c, done) for c in counts], tf.boolean_mask(first_levels, keep),
+                [tf.boolean_mask(c, keep) for c in counts], [tf.boolean_mask(level, keep) for level in levels])
 
     def _resting_levels(self) -> list[np.ndarray]:
         """Levels ``(1, h, w, c)`` of layers 2, 3, ... before any input: their folded biases alone."""
@@ -165,14 +181,11 @@ class FastSimulator:
             result.settle[settled] = t0 + quiet[quiet >= 0]
             result.predictions[t0 + n:, settled] = result.predictions[t0 + n - 1, settled]
             if done.any():
-                for i, c in enumerate(counts):
-                    result.counts[i][active[done]] = tf.boolean_mask(c, done).numpy()
+                finished, first_levels, counts, levels = self._split(done, first_levels, counts, levels)
+                for i, c in enumerate(finished):
+                    result.counts[i][active[done]] = c.numpy()
                 result.output[active[done]] = output[-1][done]
-                keep = ~done
-                first_levels = tf.boolean_mask(first_levels, keep)
-                counts = [tf.boolean_mask(c, keep) for c in counts]
-                levels = [tf.boolean_mask(level, keep) for level in levels]
-                active = active[keep]
+                active = active[~done]
             t0 += n
             self._adapt()
         if not self.early_exit:
