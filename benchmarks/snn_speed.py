@@ -41,7 +41,9 @@ flags.DEFINE_integer("batch_size", 200, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).", lower_bound=1)
 flags.DEFINE_integer("reference_images", 200, "Images for the (slow) reference simulator; its time is "
                      "scaled to --images.", lower_bound=1)
-flags.DEFINE_boolean("cifar", True, "Also time CIFAR-10 CNN 1 (random weights).")
+flags.DEFINE_integer("cifar_images", 1000, "CIFAR-10 CNN 1 (k=1, the shipped weights, the test set) images "
+                     "to simulate at --cifar_time_steps with early exit; 0 to skip.", lower_bound=0)
+flags.DEFINE_integer("cifar_time_steps", 100, "Time steps of the CIFAR-10 run.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -49,7 +51,7 @@ class Float32Synapses(ExactSynapses):
     """The previous design: one float32 convolution and the ANN's rounding, with no error bound."""
 
     def levels(self, x: tf.Tensor) -> tf.Tensor:
-        z = tf.nn.conv2d(x, tf.cast(self.kernel, tf.float32), self.conv.stride, self.conv.padding)
+        z = tf.nn.conv2d(x, self.kernel_np, self.conv.stride, self.conv.padding)
         return tf.round(tf.nn.relu(z * self.scale + self.bias) + 1e-5)
 
 
@@ -136,23 +138,34 @@ def main(argv: list[str]) -> None:
              f"on average)" if (settle >= 0).any() else "  (no sample settles)"))
     print(f"  exact and reference: identical records at every step for {same} of {m} images")
 
-    if FLAGS.cifar:
-        cifar_step = cifar_dense_step_seconds(rng)
-        print(f"  CIFAR-10 CNN 1 (random weights): {cifar_step * 1e3:.2f} ms/image/step every step; the full "
-              f"test set (10,000 images) at steps=100 projected at {cifar_step * 10_000 * 100 / 60:.0f} min "
-              f"without early exit")
+    if FLAGS.cifar_images:
+        seconds, cpu, images, source = cifar_seconds(FLAGS.cifar_images, FLAGS.cifar_time_steps, batch, rng)
+        print(f"  CIFAR-10 CNN 1 k=1, {source}: {images} images, steps={FLAGS.cifar_time_steps}, early exit: "
+              f"{seconds:.1f} s wall, {cpu:.1f} s CPU ({seconds / images * 1e3:.0f} ms/image)")
     print(f"exact_vs_float32_cost={t_exact / t_old:.2f} exact_vs_float32_cost_every_step="
           f"{t_exact_dense / t_old_dense:.2f} snn_vs_reference_speedup={t_ref / t_exact:.1f} "
           f"snn_step_vs_ann_forward={(t_exact_dense / steps) / t_ann:.2f} early_exit_saving="
           f"{1 - t_exact / t_exact_dense:.2f}")
 
 
-def cifar_dense_step_seconds(rng: np.random.Generator, images: int = 100, steps: int = 4) -> float:
-    """Seconds per image per step of CIFAR-10 CNN 1 with every step simulated."""
-    sn = convert.convert(CIFAR_CNN1, 1, synthetic.random_weights(CIFAR_CNN1, rng))
-    x = rng.standard_normal((images, *CIFAR_CNN1.input_shape)).astype(np.float32)
-    sim = FastSimulator(sn, early_exit=False)
-    return median_seconds(lambda: sim.simulate(x, steps), 1) / (images * steps)
+def cifar_seconds(images: int, steps: int, batch: int, rng: np.random.Generator) -> tuple[float, float, int, str]:
+    """Wall and CPU seconds of CIFAR-10 CNN 1 (k=1) over ``images`` test images, after a warm-up batch.
+
+    The shipped weights on the test images if both are here, else random weights and images."""
+    ckpt = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
+    try:
+        weights = checkpoint.load(ckpt, CIFAR_CNN1, 1)
+        test = data.load_split("cifar10", "test", data.data_roots(None, ckpt.parents[1]), download=False)
+        x, source = data.eval_inputs("cifar10", test)[:images], f"{ckpt.relative_to(ROOT)} on the test set"
+    except (checkpoint.CheckpointError, data.DataError) as err:
+        weights, source = synthetic.random_weights(CIFAR_CNN1, rng), f"random weights and images ({err})"
+        x = synthetic.random_images(CIFAR_CNN1, images, rng)
+    sim = FastSimulator(convert.convert(CIFAR_CNN1, 1, weights))
+    xs = x * 2
+    sim.simulate(xs[:batch], 2)  # warm-up: tracing the chunk of this batch size
+    wall, cpu = time.perf_counter(), time.process_time()
+    in_batches(lambda b: sim.simulate(b, steps), xs, batch)
+    return time.perf_counter() - wall, time.process_time() - cpu, len(x), source
 
 
 if __name__ == "__main__":

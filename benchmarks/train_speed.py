@@ -6,7 +6,7 @@
 Every step is the package's own (:func:`common.train.make_train_step`), compiled, on one
 fixed batch; medians after a warm-up. Every network is timed in both ``--precision`` settings
 (float32, and bfloat16 convolutions and matrix products), with oneDNN as the environment sets it
-(``TF_ENABLE_ONEDNN_OPTS``; the training scripts turn it on unless it is set). Two logical CPU devices
+(``TF_ENABLE_ONEDNN_OPTS``; every entry point turns it on unless it is set). Two logical CPU devices
 run the ``--strategy mirrored`` step (``--cpu_replicas 2``) beside the one-device step. The V100 projection:
 training costs about 3 forward passes (2 FLOPs per multiply-add), so an epoch is
 ``6 * MACs * images`` FLOPs; this CPU's training step reaches a fraction ``u`` of what a

@@ -281,9 +281,6 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; flags are written --name value", 2)
-        # oneDNN trains 2 to 10 times faster on CPUs where TensorFlow leaves it off (AMD, no AVX-512);
-        # a training run's numerics need not match anything bit for bit (the conversion is exact for any weights)
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
         strategy = start_tensorflow()
         from common import checkpoint, data, distribute, train
 

@@ -27,6 +27,8 @@ FLOAT32_UNDERFLOW = 2.0 ** -125  # what flushing a subnormal float32 partial sum
 SLICE_ELEMENTS = 2 ** 21  # products per slice when undecided neurons are recomputed in float64
 UNDECIDED_LIMIT = 0.01  # a float32 layer leaving more of its neurons undecided moves to float64
 ADAPT_AFTER = 100_000  # neuron evaluations before that share is judged
+GROUP_TERMS = 256  # products per group of a long receptive field (see term_groups)
+MIN_GROUP_CHANNELS = 16  # narrower channel groups make the convolutions slow
 
 
 class ExactSynapses:
@@ -43,30 +45,61 @@ class ExactSynapses:
         self.factor64 = exact.dot_error_factor(self.fan_in, 2.0 ** -53)
         scale, bias = np.asarray(layer.scale, np.float32), np.asarray(layer.bias, np.float32)
         self.scale, self.bias = tf.constant(scale), tf.constant(bias)
+        self.bias_offset = tf.constant(bias + np.float32(ROUNDING_OFFSET))
         self.undecided = tf.Variable(0, dtype=tf.int64, trainable=False)  # neurons sent to _decide
         self.evaluated = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # a layer whose one receptive field is its whole input is a matrix product
+        self.dense = in_shape[:2] == (conv.kernel, conv.kernel) and conv.pads(in_shape[0]) == (0, 0)
+        self.groups = term_groups(in_shape[2], conv.kernel, self.dense)
+        self.field_ones = tf.ones([conv.kernel, conv.kernel, in_shape[2], 1])  # sums over a receptive field
         self.use(precision)
 
     def use(self, precision: tf.DType) -> None:
         """Convolve in ``precision``: float32 is fast, float64 leaves fewer neurons undecided.
 
         Either gives the same levels. How far, in thresholds, the float32 potential may lie from the
-        potential of the exact integral: the convolution's error is at most gamma_n * sum |w_i x_i| <=
-        gamma_n * ||w||_2 * ||x||_2 (Cauchy-Schwarz, ||x||_2 over the receptive field), plus what flushing
-        subnormals loses; the float32 BatchNorm arithmetic adds a few roundings of 2^-24 relative to
-        |scale * z| <= |scale| ||w||_2 ||x||_2 and to |bias|.
+        potential of the exact integral: each channel group's convolution errs by at most
+        gamma_m * sum |w_i x_i| over its m terms, and adding the G partial sums by gamma_G times the
+        same sum, so in all by (gamma_m + gamma_G) * ||w||_2 * ||x||_2 (Cauchy-Schwarz, ||x||_2 over the
+        receptive field), plus what flushing subnormals loses; the float32 BatchNorm arithmetic adds a
+        few roundings of 2^-24 relative to |scale * z| <= |scale| ||w||_2 ||x||_2 and to |bias|.
         """
         self.precision = precision
-        self.kernel = tf.constant(self.kernel_np.astype(precision.as_numpy_dtype))
-        n = self.fan_in
-        l2 = np.sqrt(np.square(self.kernel_np.astype(np.float64)).sum(axis=(0, 1, 2)))
+        # the threshold folded into the filters (one more rounding per product, inside the bound below)
+        scaled = self.kernel_np.astype(np.float64) * self.layer.scale.astype(np.float64)
+        scaled = scaled.astype(precision.as_numpy_dtype)
+        if self.dense:
+            matrix = scaled.reshape(self.fan_in, -1)  # rows in the (row, column, channel) order of a flattened input
+            self.kernels = [tf.constant(matrix[a:b]) for a, b in self.groups]
+            group_terms = max(b - a for a, b in self.groups)
+        else:
+            self.kernels = [tf.constant(scaled[:, :, a:b]) for a, b in self.groups]
+            group_terms = max(self.conv.fan_in(b - a) for a, b in self.groups)
         abs_scale = np.abs(self.layer.scale.astype(np.float64))
         roundoff = 2.0 ** -24 if precision == tf.float32 else 2.0 ** -53
-        slack = 1 + 4 * exact.dot_error_factor(n, 2.0 ** -24) + 2.0 ** -16  # rounding of the bound itself
-        slope = abs_scale * l2 * (exact.dot_error_factor(n, roundoff) + 2.0 ** -20) * slack
-        floor = abs_scale * n * FLOAT32_UNDERFLOW * 2 + 2.0 ** -20 * (np.abs(self.layer.bias) + 1) + 2.0 ** -100
+        dot_error = exact.dot_error_factor(group_terms, roundoff)
+        if len(self.groups) > 1:
+            dot_error += exact.dot_error_factor(len(self.groups), roundoff)
+        l2 = np.sqrt(np.square(self.kernel_np.astype(np.float64)).sum(axis=(0, 1, 2)))
+        slack = 1 + 4 * exact.dot_error_factor(self.fan_in, 2.0 ** -24) + 2.0 ** -16  # rounding of the bound itself
+        slope = abs_scale * l2 * (dot_error + roundoff + 2.0 ** -20) * slack
+        floor = (abs_scale * self.fan_in * FLOAT32_UNDERFLOW * 2 + 2.0 ** -20 * (np.abs(self.layer.bias) + 1)
+                 + 2.0 ** -100)
         self.margin_slope = tf.constant(slope.astype(np.float32))
         self.decided_below = tf.constant((0.5 - floor).astype(np.float32))  # |w - level| below this minus the slope
+
+    def _integral(self, x: tf.Tensor) -> tf.Tensor:
+        """The synaptic integral in ``self.precision``: one convolution per channel group, then their sum."""
+        x = tf.cast(x, self.precision)
+        if self.dense:
+            flat = tf.reshape(x, [-1, self.fan_in])
+            z = tf.add_n([tf.matmul(flat[:, a:b], kernel) for (a, b), kernel in zip(self.groups, self.kernels)])
+            return tf.reshape(z, [-1, 1, 1, z.shape[-1]])
+        stride, padding = self.conv.stride, self.conv.padding
+        if len(self.groups) == 1:
+            return tf.nn.conv2d(x, self.kernels[0], stride, padding)
+        return tf.add_n([tf.nn.conv2d(x[..., a:b], kernel, stride, padding)
+                         for (a, b), kernel in zip(self.groups, self.kernels)])
 
     def levels(self, x: tf.Tensor) -> tf.Tensor:
         """Levels ``(N, h, w, c_out)`` of the neurons whose input counts are ``x`` ``(N, h', w', c_in)``.
@@ -74,12 +107,14 @@ class ExactSynapses:
         The float32 level is kept where no level boundary lies within the rounding bound of the
         convolution (carried through the BatchNorm arithmetic); the rest are decided again.
         """
-        k, s = self.conv.kernel, self.conv.stride
-        z = tf.nn.conv2d(tf.cast(x, self.precision), self.kernel, s, self.conv.padding)
-        w = tf.nn.relu(tf.cast(z, tf.float32) * self.scale + self.bias) + ROUNDING_OFFSET
+        z = self._integral(x)
+        w = tf.maximum(tf.cast(z, tf.float32) + self.bias_offset, ROUNDING_OFFSET)  # relu(z + bias) + 1e-5
         level = tf.round(w)
-        norm = tf.sqrt(tf.nn.avg_pool2d(tf.reduce_sum(tf.square(x), axis=3, keepdims=True), k, s,
-                                        self.conv.padding) * float(k * k))  # ||x||_2 of each receptive field
+        # ||x||_2 of each receptive field; a sum of squares errs by at most gamma_n of itself, inside the slack
+        if self.dense:
+            norm = tf.sqrt(tf.reduce_sum(tf.square(x), axis=[1, 2, 3], keepdims=True))
+        else:
+            norm = tf.sqrt(tf.nn.conv2d(tf.square(x), self.field_ones, self.conv.stride, self.conv.padding))
         # |w - level| is exact; its distance to 0.5 is the distance to the nearest level boundary
         undecided = tf.abs(w - level) >= self.decided_below - norm * self.margin_slope
         self.evaluated.assign_add(tf.size(undecided, tf.int64))
@@ -135,6 +170,22 @@ class ExactSynapses:
         return tf.reduce_sum(products, axis=[1, 2, 3]), bound
 
 
+def term_groups(channels: int, kernel: int, dense: bool) -> list[tuple[int, int]]:
+    """Slices ``(start, stop)`` of a receptive field whose partial integrals a layer adds up.
+
+    A float32 sum of m products errs by up to m roundings, so splitting a long receptive field
+    into G groups shrinks the error bound, and with it the share of neurons the slow path must
+    decide, about G-fold, for a few percent more time. A matrix product (``dense``) splits its
+    flattened input anywhere; a convolution splits its input channels, into groups of at least
+    :data:`MIN_GROUP_CHANNELS`.
+    """
+    terms = channels * kernel * kernel
+    most = terms if dense else max(channels // MIN_GROUP_CHANNELS, 1)
+    groups = int(np.clip(round(terms / GROUP_TERMS), 1, most))
+    bounds = np.linspace(0, terms if dense else channels, groups + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class ExactReadout:
     """The output layer: ``fl32(sum_i w_i c_i)``, the exact sum rounded once to float64, then to float32."""
 
@@ -180,11 +231,9 @@ class ExactANN:
     def __init__(self, sn: SpikingNetwork):
         self.sn = sn
         shapes = sn.network.shapes()
-        # float64 where a layer is a matrix product (1x1 output: cheap in float64, and nearly every neuron is
-        # then decided at once), float32 for spatial convolutions until too many neurons are left undecided
-        # (see adapt); either gives the same, exact levels
-        self.synapses = [ExactSynapses(layer, shape, tf.float64 if out[:2] == (1, 1) else tf.float32)
-                         for layer, shape, out in zip(sn.layers, shapes, shapes[1:])]
+        # float32 everywhere, the long receptive fields split into channel groups (see channel_groups); a layer
+        # moves to float64 if it still leaves too many neurons undecided (see adapt): either gives the same levels
+        self.synapses = [ExactSynapses(layer, shape) for layer, shape in zip(sn.layers, shapes)]
         self.readout = ExactReadout(sn.output_weights)
         self._input_signature = [tf.TensorSpec([None, *shapes[0]], tf.float32)]
         self._compile()

@@ -71,6 +71,10 @@ def start(strategy: str | None = None, cpu_replicas: int | None = None) -> None:
     cpu_replicas = cpu_replicas or int(os.environ.get(CPU_REPLICAS_ENV) or 1)
     if not verbose():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # oneDNN's kernels: training 2 to 10 times faster and convolutions twice as fast where TensorFlow leaves them off
+    # (AMD, no AVX-512); nothing depends on their rounding (training need not match bit for bit, the simulators
+    # bound it); TF_ENABLE_ONEDNN_OPTS=0 turns them off
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")  # TensorLayer imports matplotlib; nothing here needs a display
     with quiet_native_stderr():
         import matplotlib
