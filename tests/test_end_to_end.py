@@ -70,12 +70,14 @@ def test_logs_and_summary_agree(trained, tmp_path):
     assert len(run["data_sha256"]) == 2 and run["versions"]["tensorflow"]
 
 
+@pytest.mark.slow  # a spiking run
 def test_a_last_batch_of_one_image_stays_exact(trained, tmp_path):
     summary = simulate(trained, tmp_path, num_samples=101)  # batches of 100 and 1
     assert len((tmp_path / "accuracy.txt").read_text().splitlines()) == 2 * T
     assert summary["mismatched_neurons"] == 0 and summary["agreement"] == 1.0
 
 
+@pytest.mark.slow  # the NumPy reference
 def test_reference_simulator_writes_the_same_logs(trained, tmp_path):
     simulate(trained, tmp_path / "fast", num_samples=20)
     simulate(trained, tmp_path / "ref", num_samples=20, simulator="reference")
@@ -215,12 +217,14 @@ def test_per_layer_sops_of_the_fast_simulator_equal_the_reference(trained):
     np.testing.assert_array_equal(fast.layer_synops.sum(1), fast.synops)
 
 
+@pytest.mark.slow  # a spiking run
 def test_the_headline_says_when_no_image_settled(trained, tmp_path, capsys):
     simulate(trained, tmp_path, time_steps=1, num_samples=20)
     headline = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ANN accuracy")][0]
     assert "no image settled in 1 steps" in headline and "lossless step" not in headline
 
 
+@pytest.mark.slow  # a spiking run and its figures
 def test_the_per_layer_figure_is_drawn_and_one_epoch_is_singular(trained, tmp_path):
     from common import plots
 

@@ -64,6 +64,7 @@ def test_a_bfloat16_step_matches_a_float32_step(rng):
         assert g16 @ g32 / (np.linalg.norm(g16) * np.linalg.norm(g32)) > 0.8
 
 
+@pytest.mark.slow  # trains and converts
 def test_a_bfloat16_checkpoint_is_float32_and_converts_exactly(idx_root, tmp_path):
     cfg = train.TrainConfig(network=MNIST_LENET, k=1, checkpoint=tmp_path / "k1.npz", roots=[idx_root],
                             learning_rate=1e-2, epochs=1, batch_size=100, train_samples=300, seed=0,

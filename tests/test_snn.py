@@ -22,9 +22,11 @@ from conftest import ROOT
 from helpers import random_images, random_weights
 
 SEEDS = {name: i for i, name in enumerate(sorted(NETWORKS))}  # fixed seeds: never hash(), which varies per run
-# the CIFAR-10 networks take minutes and the FashionMNIST LeNet half a minute: the slow tier (-m slow) checks them
-NAMES = [pytest.param(name, marks=pytest.mark.slow) if name.startswith(("cifar", "fashion_lenet")) else name
-         for name in sorted(NETWORKS)]
+# the CIFAR-10 networks take minutes and the FashionMNIST LeNet half a minute: the slow tier (-m slow) checks them,
+# and the MNIST LeNet at k=0 and k=2 (k=1 stays in the fast tier)
+NETWORK_CASES = [pytest.param(name, k, marks=pytest.mark.slow)
+                 if name.startswith(("cifar", "fashion_lenet")) or (name == "mnist_lenet" and k != 1) else (name, k)
+                 for name in sorted(NETWORKS) for k in (0, 1, 2)]
 RESULT_FIELDS = ("predictions", "spikes", "net", "synops", "settle", "output")
 NEURON_BUDGET = 100_000  # hidden neurons per test batch: keeps every network's tests to seconds
 LARGE = 100_000  # hidden neurons per image above which the slow NumPy reference gets one image, few steps
@@ -60,8 +62,7 @@ def in_batches(sim: FastSimulator, x: np.ndarray, steps: int, batch: int) -> Sim
         output=np.concatenate([p.output for p in parts]), settle=np.concatenate([p.settle for p in parts]))
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("name, k", NETWORK_CASES)
 def test_conversion_is_lossless(name, k):
     """Once settled, every hidden count is exactly the ANN's level, and the output its logits times 2^k."""
     sn, x, weights = network_and_inputs(name, k)
@@ -81,8 +82,7 @@ def test_conversion_is_lossless(name, k):
     assert (first != ann[0]).sum() <= 1e-3 * first.size
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("name, k", NETWORK_CASES)
 def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
     """Random float32 weights (not dyadic): every count of every step agrees with the NumPy oracle."""
     sn, x, _ = network_and_inputs(name, k)
@@ -93,7 +93,8 @@ def test_fast_simulator_equals_the_reference_on_real_weights(name, k):
 
 
 @pytest.mark.parametrize("name, k", [pytest.param("mnist_lenet", 0, marks=pytest.mark.slow),
-                                     pytest.param("mnist_lenet", 2, marks=pytest.mark.slow), ("fashion_mlp", 0),
+                                     pytest.param("mnist_lenet", 2, marks=pytest.mark.slow),
+                                     pytest.param("fashion_mlp", 0, marks=pytest.mark.slow),
                                      ("fashion_mlp", 2), pytest.param("fashion_lenet", 1, marks=pytest.mark.slow)])
 def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
     sn, x, _ = network_and_inputs(name, k)
@@ -192,7 +193,8 @@ def test_neuron_fires_at_most_one_spike_per_step_and_tracks_its_level(xp):
     np.testing.assert_array_equal(np.asarray(kept)[0], [7, 0, 0, 4, 1])
 
 
-@pytest.mark.parametrize("name, k", [("mnist_lenet", 1), ("fashion_mlp", 0), ("fashion_lenet", 2)])
+@pytest.mark.parametrize("name, k", [("mnist_lenet", 1), ("fashion_mlp", 0),
+                                     pytest.param("fashion_lenet", 2, marks=pytest.mark.slow)])
 def test_no_negative_rule_runs_the_same_on_both_simulators_and_never_fires_negative(name, k):
     sn, x, _ = network_and_inputs(name, k)
     fast = FastSimulator(sn, rule="no_negative")

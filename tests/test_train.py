@@ -61,6 +61,7 @@ def test_training_lowers_the_loss_and_resumes(idx_root, tmp_path, capsys):
     assert set(runs[0]["versions"]) == {"python", "tensorflow", "tensorlayer", "numpy", "absl-py"}
 
 
+@pytest.mark.slow  # a TensorFlow subprocess
 def test_inference_mode_loads_the_checkpoint(idx_root, tmp_path, capsys):
     train.run(config(idx_root, tmp_path))
     trained = capsys.readouterr().out.strip().splitlines()[-1]
