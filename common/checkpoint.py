@@ -21,7 +21,6 @@ Keys (docs/reliability.md documents them; the SNN side reads them)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import zipfile
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from common import history as training_history
-from common.fsutil import atomic_write
+from common.fsutil import atomic_write, exclusive_lock
 from common.networks import OUTPUT_NAME, Network, layer_names
 
 if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
@@ -271,18 +270,11 @@ def writer_lock(path: Path) -> Iterator[None]:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"--checkpoint {path} is a folder; name a .npz file, e.g. {path / 'k1.npz'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_name(f".{path.name}.lock"), "a")
-    except OSError as e:
-        raise CheckpointError(f"cannot write a checkpoint into {path.parent} ({e.strerror}); "
-                              f"pass another --checkpoint") from None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CheckpointError(f"another training run is writing {path}; wait for it, or pass another "
-                                  f"--checkpoint") from None
+    with exclusive_lock(path.with_name(f".{path.name}.lock"),
+                        busy_message=f"another training run is writing {path}; wait for it, or pass another "
+                                     f"--checkpoint",
+                        cannot_message=f"cannot write a checkpoint into {path.parent} ({{reason}}); "
+                                       f"pass another --checkpoint", error=CheckpointError):
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # temporary files of a run killed mid-write
             stale.unlink(missing_ok=True)
         for stale in path.parent.glob(f".{training_history.path_of(path).name}.*.tmp"):

@@ -155,6 +155,31 @@ def test_one_writer_per_folder(tmp_path):
         pass
 
 
+def test_a_folder_that_cannot_hold_a_lock_says_why_for_logs_and_checkpoints(tmp_path):
+    from common import checkpoint
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(logs.LogDirError, match=r"^cannot write into .*a_file \(.+\); pass another --log_dir$"):
+        with logs.writer_lock(tmp_path / "a_file" / "k1"):
+            pass
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"^cannot write a checkpoint into .*a_file \(.+\); pass another --checkpoint$"):
+        with checkpoint.writer_lock(tmp_path / "a_file" / "k1.npz"):
+            pass
+
+
+def test_one_lock_serves_every_writer(tmp_path):
+    from common.fsutil import exclusive_lock
+
+    lock = tmp_path / "sub" / ".x.lock"
+    with exclusive_lock(lock, "busy {reason}", "cannot ({reason})", RuntimeError):
+        with pytest.raises(RuntimeError, match=r"^busy \{reason\}$"):  # only the cannot-message says why
+            with exclusive_lock(lock, "busy {reason}", "cannot ({reason})", RuntimeError):
+                pass
+    with exclusive_lock(lock, "busy", "cannot"):  # released with the block
+        pass
+
+
 def test_a_second_spiking_run_on_a_held_folder_is_refused(tmp_path):
     cfg = spiking.SpikingConfig(network=MNIST_LENET, k=1, checkpoint=SHIPPED, roots=[MNIST_DATA],
                                 log_dir=tmp_path / "k1", time_steps=4, num_samples=2)
