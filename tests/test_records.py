@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -220,40 +219,25 @@ def run_spiking(log_dir: Path, **overrides) -> dict:
     return spiking.run(spiking.SpikingConfig(**settings))
 
 
-def test_ctrl_c_before_the_first_batch_keeps_the_complete_run(tmp_path, monkeypatch):
+def test_ctrl_c_before_the_first_batch_keeps_the_complete_run(tmp_path, signal_on_call):
     from common import snn
 
     folder = tmp_path / "k1"
     run_spiking(folder)
     before = contents(folder)
-    real = snn.FastSimulator.simulate
-
-    def interrupt_at_once(self, *args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(snn.FastSimulator, "simulate", interrupt_at_once)
+    signal_on_call(snn.FastSimulator, "simulate", call=1)
     with pytest.raises(spiking.Interrupted, match="before the first batch finished: nothing written"):
         run_spiking(folder)
     assert contents(folder) == before and visible(tmp_path) == ["k1"]
 
 
-def test_a_partial_run_moves_the_complete_one_aside_even_with_replace(tmp_path, monkeypatch):
+def test_a_partial_run_moves_the_complete_one_aside_even_with_replace(tmp_path, signal_on_call):
     from common import snn
 
     folder = tmp_path / "k1"
     run_spiking(folder)
     complete = contents(folder)
-    real = snn.FastSimulator.simulate
-    calls = []
-
-    def interrupt_in_the_second_batch(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(snn.FastSimulator, "simulate", interrupt_in_the_second_batch)
+    signal_on_call(snn.FastSimulator, "simulate", call=2)
     with pytest.raises(spiking.Interrupted, match="marked partial"):
         run_spiking(folder, replace_logs=True)
     assert contents(tmp_path / "k1.bak") == complete
