@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import logs  # noqa: E402
+from common import logs, provenance  # noqa: E402
 from common.history import trained_for, trained_for_checkpoint  # noqa: E402, F401 - trained_for: also plots.trained_for
 from common.paper_table import PAPER_TABLE  # noqa: E402
 
@@ -131,7 +131,7 @@ def run_label(folder: str, summary: dict) -> str:
 def run_source(summary: dict) -> str:
     """``k1.npz, 150 epochs``: which checkpoint, trained how long (from its history beside it)."""
     ckpt = Path(str(summary.get("checkpoint", "unknown checkpoint")))
-    trained = trained_for_checkpoint(ckpt)
+    trained = trained_for_checkpoint(provenance.from_record(ckpt))
     return f"{ckpt.name}, {trained}" if trained else ckpt.name
 
 
