@@ -21,7 +21,6 @@ Keys (docs/reliability.md documents them; the SNN side reads them)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import zipfile
@@ -31,7 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from common.fsutil import atomic_write
+from common import history as training_history
+from common.fsutil import atomic_write, exclusive_lock
 from common.networks import OUTPUT_NAME, Network, layer_names
 
 if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
@@ -245,30 +245,11 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
         history = arrays["meta/history"]
         if history.dtype.kind != "U":
             raise CheckpointError(f"checkpoint {path}: its training history is not text")
-        ckpt.history = parse_history(str(history), f"checkpoint {path}")
+        try:
+            ckpt.history = training_history.parse(str(history), f"checkpoint {path}")
+        except training_history.HistoryError as e:
+            raise CheckpointError(str(e)) from None
     return ckpt
-
-
-def parse_history(text: str, where: str) -> dict:
-    """A training history ``{"runs": [...], "epochs": [...]}`` from JSON text (a bare list of epochs: the
-    first format); :class:`CheckpointError` naming ``where`` for anything else, however deep or large."""
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as e:  # ValueError: also integers of more than 4,300 digits
-        raise CheckpointError(f"{where}: its training history is not valid JSON ({str(e)[:80]})") from None
-    return history_from(obj, where)
-
-
-def history_from(obj: object, where: str) -> dict:
-    """:func:`parse_history` of an already parsed object."""
-    if isinstance(obj, list):
-        obj = {"runs": [], "epochs": obj}
-    epochs, runs = (obj.get("epochs"), obj.get("runs", [])) if isinstance(obj, dict) else (None, None)
-    if not (isinstance(epochs, list) and isinstance(runs, list) and all(isinstance(r, dict) for r in runs)
-            and all(isinstance(e, dict) and type(e.get("epoch")) is int for e in epochs)):
-        raise CheckpointError(f"{where}: its training history is not a list of epoch records (objects with an "
-                              f"integer 'epoch')")
-    return {"runs": runs, "epochs": epochs}
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -289,22 +270,14 @@ def writer_lock(path: Path) -> Iterator[None]:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"--checkpoint {path} is a folder; name a .npz file, e.g. {path / 'k1.npz'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_name(f".{path.name}.lock"), "a")
-    except OSError as e:
-        raise CheckpointError(f"cannot write a checkpoint into {path.parent} ({e.strerror}); "
-                              f"pass another --checkpoint") from None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CheckpointError(f"another training run is writing {path}; wait for it, or pass another "
-                                  f"--checkpoint") from None
+    with exclusive_lock(path.with_name(f".{path.name}.lock"),
+                        busy_message=f"another training run is writing {path}; wait for it, or pass another "
+                                     f"--checkpoint",
+                        cannot_message=f"cannot write a checkpoint into {path.parent} ({{reason}}); "
+                                       f"pass another --checkpoint", error=CheckpointError):
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # temporary files of a run killed mid-write
             stale.unlink(missing_ok=True)
-        history = path.with_name(path.stem + ".history.json")
-        for stale in path.parent.glob(f".{history.name}.*.tmp"):
+        for stale in path.parent.glob(f".{training_history.path_of(path).name}.*.tmp"):
             stale.unlink(missing_ok=True)
         yield
 
@@ -322,9 +295,9 @@ def back_up(path: Path) -> Path:
             break
         n += 1
     os.replace(path, backup)
-    history = path.with_name(path.stem + ".history.json")
+    history = training_history.path_of(path)
     if history.is_file():
-        os.replace(history, backup.with_name(backup.name + ".history.json"))
+        os.replace(history, backup.with_name(backup.name + training_history.SUFFIX))
     return backup
 
 
@@ -368,11 +341,11 @@ def export(src: str | Path, dst: str | Path, float16: bool = False) -> None:
                                       f"(they would become 0, e.g. {weights[name][lost].flat[0]:.3g}); export it "
                                       f"without --float16")
             weights[name] = half
-    history = src.with_name(src.stem + ".history.json")
+    history = training_history.path_of(src)
     history_text = history.read_text() if history.is_file() else None  # read first: dst may be src
     _write(dst, _arrays(dst, network, k, weights, ckpt.epoch, ckpt.batch, ckpt.target_epoch, ckpt.history))
     if history_text is not None:
-        with atomic_write(dst.with_name(dst.stem + ".history.json")) as out:
+        with atomic_write(training_history.path_of(dst)) as out:
             out.write(history_text)
 
 

@@ -1,8 +1,9 @@
-"""Write files whole or not at all."""
+"""Write files whole or not at all; hold a file for one writer."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -46,3 +47,33 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: str | os.PathLike, busy_message: str, cannot_message: str,
+                   error: type[Exception] = OSError) -> Iterator[None]:
+    """Hold ``lock_path`` (created if missing, with its folder) for the ``with`` block, for one writer.
+
+    A second holder, in this process or another, gets ``error(busy_message)`` at once instead of
+    waiting. A lock file that cannot be created gets ``error(cannot_message)`` with ``{reason}`` in it
+    replaced by why (``Permission denied``). The lock is an ``flock``: the system releases it when its
+    process dies, so a killed run never leaves a folder locked.
+
+    Example::
+
+        with exclusive_lock(folder.parent / f".{folder.name}.lock", f"another run is writing {folder}",
+                            f"cannot write into {folder.parent} ({{reason}})", LogDirError):
+            ...  # the one writer of folder
+    """
+    lock_path = Path(lock_path)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_path, "a")
+    except OSError as e:
+        raise error(cannot_message.replace("{reason}", str(e.strerror))) from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise error(busy_message) from None
+        yield

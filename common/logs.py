@@ -26,7 +26,6 @@ and :func:`write_logs` enforce:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.fsutil import write_json, write_text
+from common.fsutil import exclusive_lock, write_json, write_text
 
 LOG_FILES = ("accuracy.txt", "spike_num.txt", "spike_collect.txt", "sop_num.txt")
 SUMMARY = "summary.json"
@@ -140,17 +139,11 @@ def read_summary_or_none(folder: Path) -> dict | None:
 def writer_lock(log_dir: Path) -> Iterator[None]:
     """Hold ``log_dir`` for one run (a lock file beside it): a second run on the same folder is refused."""
     log_dir = Path(log_dir)
-    try:
-        log_dir.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(log_dir.parent / f".{log_dir.name}.lock", "a")
-    except OSError as e:
-        raise LogDirError(f"cannot write into {log_dir.parent} ({e.strerror}); pass another --log_dir") from None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise LogDirError(f"another spiking run is writing {log_dir}; wait for it, or pass another "
-                              f"--log_dir") from None
+    with exclusive_lock(log_dir.parent / f".{log_dir.name}.lock",
+                        busy_message=f"another spiking run is writing {log_dir}; wait for it, or pass another "
+                                     f"--log_dir",
+                        cannot_message=f"cannot write into {log_dir.parent} ({{reason}}); pass another --log_dir",
+                        error=LogDirError):
         for stale in log_dir.parent.glob(f".{log_dir.name}.new-*"):  # staging folders of a run killed mid-write
             shutil.rmtree(stale, ignore_errors=True)
         yield

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.resources
-import json
 import os
 import sys
 from pathlib import Path
@@ -30,7 +29,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import logs  # noqa: E402
+from common import logs, provenance  # noqa: E402
+from common.history import trained_for, trained_for_checkpoint  # noqa: E402, F401 - trained_for: also plots.trained_for
 from common.paper_table import PAPER_TABLE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,6 @@ PAPER_CURVES = importlib.resources.files("common") / "paper" / "curves.csv"  # p
 TITLES = {"mnist_lenet": "LeNet on MNIST", "fashion_lenet": "LeNet on FashionMNIST",
           "fashion_mlp": "MLP on FashionMNIST", "cifar10_cnn1": "CNN 1 on CIFAR-10",
           "cifar10_cnn2": "CNN 2 on CIFAR-10"}
-FULL_TRAINING_SET = 50_000  # every dataset here trains on 50,000 images (MNIST-likes hold 10,000 out)
 FIGURES = ("accuracy_speed.png", "spikes.png", "sops.png", "accuracy_sops.png", "layers.png")
 
 
@@ -129,35 +128,11 @@ def run_label(folder: str, summary: dict) -> str:
     return f"ours, k={k}{where} ({run_source(summary)}" + "".join(f"; {d}" for d in differs) + ")"
 
 
-def epochs_of(history: dict | list | None) -> list[dict]:
-    """The per-epoch records of a training history (a list in older histories)."""
-    if history is None:
-        return []
-    return history["epochs"] if isinstance(history, dict) else history
-
-
-def trained_for(history: dict | list | None, unit: str = " epochs") -> str:
-    """``150 epochs``, or ``3 epochs on 10,000 images`` for a run on part of the training set."""
-    epochs = epochs_of(history)
-    if not epochs:
-        return ""
-    images = epochs[-1].get("train_images", FULL_TRAINING_SET)
-    unit = unit.removesuffix("s") if epochs[-1]["epoch"] == 1 else unit  # 1 epoch, 2 epochs
-    return f"{epochs[-1]['epoch']}{unit}" + (f" on {images:,} images" if images < FULL_TRAINING_SET else "")
-
-
 def run_source(summary: dict) -> str:
     """``k1.npz, 150 epochs``: which checkpoint, trained how long (from its history beside it)."""
     ckpt = Path(str(summary.get("checkpoint", "unknown checkpoint")))
-    history = ckpt.with_name(ckpt.stem + ".history.json")
-    epochs = ""
-    try:
-        if history.is_file():
-            trained = trained_for(json.loads(history.read_text()))
-            epochs = f", {trained}" if trained else ""
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
-        epochs = ""
-    return f"{ckpt.name}{epochs}"
+    trained = trained_for_checkpoint(provenance.from_record(ckpt))
+    return f"{ckpt.name}, {trained}" if trained else ckpt.name
 
 
 def paper_curves(workspace: str) -> dict[int, dict]:

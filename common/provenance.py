@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import shlex
 import subprocess
@@ -76,6 +77,38 @@ def data_name(path: str | Path, roots: Iterable[str | Path] = ()) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
+def recorded_path(path: str | Path) -> str:
+    """A path as a record keeps it: one inside the repository relative to it (``MNIST/pretrained/k1.npz``),
+    whatever the working directory; any other as given. Records carry no machine's paths to this repository."""
+    text = str(path)
+    if not Path(text).is_absolute():
+        return text
+    for absolute in (Path(os.path.normpath(text)), Path(text).resolve()):  # as written, then through links
+        try:
+            return absolute.relative_to(ROOT).as_posix()
+        except ValueError:
+            continue
+    return text
+
+
+def from_record(path: str | Path) -> Path:
+    """Where a path :func:`recorded_path` kept is on this machine: a relative one from the working directory
+    if it is there, else from the repository."""
+    path = Path(path)
+    return path if path.is_absolute() or path.exists() else ROOT / path
+
+
+def recorded_command(argv: list[str]) -> str:
+    """``argv`` as a record keeps it: the interpreter by its version, absolute paths inside the repository
+    relative to it (also as ``--flag=path``)."""
+    def recorded(arg: str) -> str:
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("-"):
+            return f"{flag}={recorded_path(value)}"
+        return recorded_path(arg)
+    return shlex.join([interpreter(), *map(recorded, argv)])
+
+
 def interpreter() -> str:
     """The interpreter by its version (``python3.11``), not by its path on this machine."""
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -84,10 +117,11 @@ def interpreter() -> str:
 def run_record(checkpoint: str | Path | None = None, data_files: Iterable[str | Path] = (),
                started: float | None = None, data_roots: Iterable[str | Path] = ()) -> dict[str, object]:
     """Command line, git commit, versions, CPU, checkpoint and data checksums, wall time. Data files are
-    named relative to ``data_roots``, the interpreter by its version."""
+    named relative to ``data_roots``, the interpreter by its version, paths inside the repository relative
+    to it (:func:`recorded_command`)."""
     roots = list(data_roots)
     record: dict[str, object] = {
-        "command": shlex.join([interpreter(), *sys.argv]),
+        "command": recorded_command(sys.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started or time.time())),
         "git": git_state(),
         "versions": versions(),

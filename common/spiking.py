@@ -297,7 +297,7 @@ def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
     net, n = cfg.network, max(c["samples"], 1)
     snn_accuracy = (totals.snn_correct / n).tolist()
     return {
-        "network": net.name, "k": cfg.k, "checkpoint": str(cfg.checkpoint), "simulator": simulator,
+        "network": net.name, "k": cfg.k, "checkpoint": provenance.recorded_path(cfg.checkpoint), "simulator": simulator,
         "neuron_rule": cfg.neuron_rule, "num_samples": c["samples"], "time_steps": cfg.time_steps,
         "batch_size": cfg.batch_size, "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
         "ann_accuracy": c["ann_correct"] / n, "snn_accuracy": snn_accuracy,

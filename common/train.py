@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import signal
 import time
 from collections.abc import Callable
@@ -14,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoint, data, distribute, provenance
-from common.fsutil import write_json
+from common import history as training_history
+from common.history import as_history, path_of as history_path  # noqa: F401 - as_history: also train.as_history
 from common.progress import Progress
 from common.signals import Interrupted, SignalGuard
 from common.model import build_ann
@@ -132,18 +132,6 @@ def restore_optimizer(opt: tf.keras.optimizers.Optimizer, model: tl.models.Model
                                              f"this network's {v.dtype.name}; the file is damaged") from None
 
 
-def history_path(ckpt: Path) -> Path:
-    return ckpt.with_name(ckpt.stem + ".history.json")
-
-
-def as_history(obj: object) -> dict:
-    """A training history ``{"runs": [...], "epochs": [...]}``; a bare list (format 1) is its epochs."""
-    try:
-        return checkpoint.history_from(obj, "it")
-    except checkpoint.CheckpointError as e:
-        raise ValueError(str(e).removeprefix("it: ")) from None
-
-
 def run(cfg: TrainConfig) -> float:
     """Train (``mode='training'``) or just evaluate (``'inference'``); returns the test accuracy."""
     started = time.time()
@@ -165,9 +153,7 @@ def run(cfg: TrainConfig) -> float:
         with lock:
             return _run_training(cfg, strategy, started)
     model = build_ann(cfg.network, cfg.k)
-    test = data.load_split(dataset, "test", cfg.roots)
-    if len(test) == 0:
-        raise data.DataError(f"{dataset}: the test set is empty; check the data files")
+    test = _test_set(cfg)
     eval_step = make_eval_step(model)
     checkpoint.assign(model, checkpoint.load(cfg.checkpoint, cfg.network, cfg.k))
     test_acc = exact_test_accuracy(cfg, model, data.eval_inputs(dataset, test), test.y, eval_step)
@@ -175,26 +161,11 @@ def run(cfg: TrainConfig) -> float:
     return test_acc
 
 
-def _run_training(cfg: TrainConfig, strategy: tf.distribute.Strategy, started: float) -> float:
-    dataset = cfg.network.dataset
-    with strategy.scope():  # variables mirrored on every replica
-        model = build_ann(cfg.network, cfg.k, cfg.precision)
-        opt = tf.keras.optimizers.Adam(cfg.learning_rate)
-    test = data.load_split(dataset, "test", cfg.roots)
+def _test_set(cfg: TrainConfig) -> data.Split:
+    test = data.load_split(cfg.network.dataset, "test", cfg.roots)
     if len(test) == 0:
-        raise data.DataError(f"{dataset}: the test set is empty; check the data files")
-    test_inputs = data.eval_inputs(dataset, test)
-    eval_step = make_eval_step(model)
-
-    ckpt = None
-    if cfg.resume:
-        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k)
-        checkpoint.assign(model, ckpt)
-
-    def test_accuracy(stop: Callable[[], bool]) -> float:
-        return exact_test_accuracy(cfg, model, test_inputs, test.y, eval_step, stop)
-
-    return _train(cfg, strategy, model, opt, eval_step, ckpt, test_accuracy, test.files, started)
+        raise data.DataError(f"{cfg.network.dataset}: the test set is empty; check the data files")
+    return test
 
 
 def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray,
@@ -224,162 +195,272 @@ def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.nda
     return correct / len(labels)
 
 
-def _train(cfg: TrainConfig, strategy: tf.distribute.Strategy, model, opt, eval_step,
-           ckpt: checkpoint.Checkpoint | None, test_accuracy: Callable[[Callable[[], bool]], float],
-           test_files: tuple[Path, ...], started: float) -> float:
-    """Train to the target epoch, saving the checkpoint (with its history) after every epoch;
-    returns the final test accuracy (NaN on the workers that are not the chief)."""
-    dataset = cfg.network.dataset
-    train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
-    if len(train) == 0:
-        raise data.DataError(f"{dataset}: the training set is empty (the last {data.VALIDATION_SIZE:,} training "
-                             f"images are held out for validation); check the data files")
-    chief, workers = distribute.is_chief(strategy), distribute.worker_count(strategy)
-    per_replica = distribute.replica_batch(strategy, cfg.batch_size)
-    if strategy.num_replicas_in_sync > 1 and len(train) < cfg.batch_size:
-        raise distribute.DistributeError(f"{len(train)} training images do not fill one --batch_size "
-                                         f"{cfg.batch_size} batch to split over replicas; lower --batch_size")
-    held_out_name = data.dataset_of(dataset).held_out
-    held_out = data.load_split(dataset, held_out_name, cfg.roots)
-    held_inputs = data.eval_inputs(dataset, held_out)
-    history: dict = {"runs": [], "epochs": []}
-    start_epoch, skip, target = 0, 0, cfg.epochs
-    if ckpt is not None:
-        with strategy.scope():
-            restore_optimizer(opt, model, ckpt.optimizer, cfg.checkpoint)
-        start_epoch, skip = ckpt.epoch, ckpt.batch
-        # A run that stopped early goes on to its own target; a finished one trains --epochs more.
-        finished = skip == 0 and start_epoch >= ckpt.target_epoch
-        target = start_epoch + cfg.epochs if finished else ckpt.target_epoch
-        history = _previous_history(cfg.checkpoint, ckpt)
-        if skip > max(1, len(train) // cfg.batch_size):
+@dataclasses.dataclass
+class ResumeState:
+    """Where a training run starts and how far it goes, read from the checkpoint it resumes.
+
+    A fresh run starts at epoch 0, batch 0 and trains ``--epochs``. A resumed run starts where its
+    checkpoint stopped: a run that stopped early goes on to its own target epoch, a finished one
+    trains ``--epochs`` more. Either way the run continues the checkpoint's history.
+    """
+
+    epoch: int  # epochs finished
+    batch: int  # batches finished of the next epoch (an interrupted epoch)
+    target: int  # the epoch to train to
+    history: dict  # the training history to continue (common.history)
+
+    @classmethod
+    def read(cls, cfg: TrainConfig, ckpt: checkpoint.Checkpoint | None, batches_per_epoch: int) -> ResumeState:
+        """The state of a run of ``cfg`` resuming ``ckpt`` (``None``: a fresh run). Refuses a target beyond
+        what a checkpoint holds and a batch beyond this run's epoch (another --batch_size or --train_samples)."""
+        if ckpt is None:
+            if cfg.epochs > checkpoint.MAX_EPOCH:
+                raise TrainingError(f"--epochs {cfg.epochs} is more than the {checkpoint.MAX_EPOCH:,} epochs a "
+                                    f"checkpoint holds; pass a smaller --epochs")
+            return cls(0, 0, cfg.epochs, training_history.empty())
+        finished = ckpt.batch == 0 and ckpt.epoch >= ckpt.target_epoch
+        target = ckpt.epoch + cfg.epochs if finished else ckpt.target_epoch
+        try:
+            history = training_history.continued(cfg.checkpoint, ckpt.history)
+        except training_history.HistoryError as e:
+            raise checkpoint.CheckpointError(str(e)) from None
+        if ckpt.batch > batches_per_epoch:
             raise checkpoint.CheckpointError(
-                f"checkpoint {cfg.checkpoint} stopped after batch {skip} of an epoch, but an epoch here has "
-                f"{max(1, len(train) // cfg.batch_size)} batches; resume with the run's own --batch_size and "
-                f"--train_samples")
+                f"checkpoint {cfg.checkpoint} stopped after batch {ckpt.batch} of an epoch, but an epoch here has "
+                f"{batches_per_epoch} batches; resume with the run's own --batch_size and --train_samples")
         if target > checkpoint.MAX_EPOCH:
             raise TrainingError(f"training to epoch {target} goes beyond the {checkpoint.MAX_EPOCH:,} epochs a "
                                 f"checkpoint holds; pass a smaller --epochs")
-        print(f"resuming {cfg.checkpoint} at epoch {start_epoch + 1}"
-              + (f", batch {skip + 1}" if skip else "") + f"; training to epoch {target}", flush=True)
-    elif target > checkpoint.MAX_EPOCH:
-        raise TrainingError(f"--epochs {target} is more than the {checkpoint.MAX_EPOCH:,} epochs a checkpoint holds; "
-                            f"pass a smaller --epochs")
-    elif cfg.checkpoint.exists() and chief:
-        backup = checkpoint.back_up(cfg.checkpoint)
-        print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
-    files = sorted({*train.files, *held_out.files, *test_files})
-    run_index = len(history["runs"])
-    history["runs"].append(provenance.run_record(
-        ckpt and cfg.checkpoint, files, started, cfg.roots) | {"settings": _settings(cfg)})
+        return cls(ckpt.epoch, ckpt.batch, target, history)
 
-    train_step = make_train_step(model, opt, strategy, cfg.jit_compile)
 
-    def epoch_batches(epoch: int, skip: int) -> tf.data.Dataset:
+@dataclasses.dataclass
+class EpochTotals:
+    """The running loss and accuracy of the batches one run trained of an epoch."""
+
+    images: int = 0
+    loss_sum: float = 0.0
+    hits: int = 0
+
+    def add(self, images: int, loss: float, hits: int) -> None:
+        self.images += images
+        self.loss_sum += loss * images
+        self.hits += hits
+
+    @property
+    def loss(self) -> float | None:  # None: no batch trained (resumed after the epoch's last batch)
+        return self.loss_sum / self.images if self.images else None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.hits / self.images if self.images else None
+
+
+def _run_training(cfg: TrainConfig, strategy: tf.distribute.Strategy, started: float) -> float:
+    return _Training(cfg, strategy, started).run()
+
+
+class _Training:
+    """One training run of :func:`run`, as named steps.
+
+    :meth:`prepare` builds the model and reads the data and the :class:`ResumeState`; then, for every
+    epoch to the target, :meth:`train_one_epoch`, :meth:`evaluate_epoch`, :meth:`report_epoch` and
+    :meth:`save`; :meth:`finish` reports the final test accuracy. A signal (SIGINT, SIGTERM, SIGHUP)
+    saves the checkpoint where the run is and raises :class:`Interrupted`. In a cluster only the
+    chief writes, and a signal on any worker stops all of them after the same batch.
+    """
+
+    def __init__(self, cfg: TrainConfig, strategy: tf.distribute.Strategy, started: float):
+        self.cfg, self.strategy, self.started = cfg, strategy, started
+        self.chief, self.workers = distribute.is_chief(strategy), distribute.worker_count(strategy)
+        self.final_test = float("nan")
+
+    def run(self) -> float:
+        """Train to the target epoch, saving after every epoch; the final test accuracy (NaN on workers
+        that are not the chief)."""
+        self.prepare()
+        with SignalGuard() as guard:
+            for epoch in range(self.state.epoch, self.state.target):
+                started = time.time()
+                totals = self.train_one_epoch(epoch, self.state.batch if epoch == self.state.epoch else 0, guard)
+                loss, accuracy, final_test = self.evaluate_epoch(epoch, guard)
+                record = training_history.append_epoch(
+                    self.state.history, epoch=epoch + 1, run=self.run_index, learning_rate=self.cfg.learning_rate,
+                    train_images=len(self.train), train_loss=totals.loss, train_acc=totals.accuracy,
+                    held_out=self.held_out_name, held_out_loss=loss, held_out_acc=accuracy,
+                    seconds=time.time() - started, test_acc=final_test)  # the last record keeps the test accuracy
+                if final_test is not None:
+                    self.final_test = final_test
+                self.report_epoch(record)
+                self.save(epoch + 1, 0)
+        return self.finish()
+
+    # ------------------------------------------------------------------------ before the first epoch
+
+    def prepare(self) -> None:
+        """The model and optimizer, the data, the checkpoint a resumed run continues, and this run's
+        record in the history; a fresh run moves an existing checkpoint aside first."""
+        cfg, strategy = self.cfg, self.strategy
+        with strategy.scope():  # variables mirrored on every replica
+            self.model = build_ann(cfg.network, cfg.k, cfg.precision)
+            self.opt = tf.keras.optimizers.Adam(cfg.learning_rate)
+        self.test = _test_set(cfg)
+        self.test_inputs = data.eval_inputs(cfg.network.dataset, self.test)
+        self.eval_step = make_eval_step(self.model)
+        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k) if cfg.resume else None
+        if ckpt is not None:
+            checkpoint.assign(self.model, ckpt)
+        self.load_training_data()
+        if ckpt is not None:
+            with strategy.scope():
+                restore_optimizer(self.opt, self.model, ckpt.optimizer, cfg.checkpoint)
+        self.state = ResumeState.read(cfg, ckpt, self.batches_per_epoch)
+        if ckpt is not None:
+            print(f"resuming {cfg.checkpoint} at epoch {self.state.epoch + 1}"
+                  + (f", batch {self.state.batch + 1}" if self.state.batch else "")
+                  + f"; training to epoch {self.state.target}", flush=True)
+        elif cfg.checkpoint.exists() and self.chief:
+            backup = checkpoint.back_up(cfg.checkpoint)
+            print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
+        files = sorted({*self.train.files, *self.held_out.files, *self.test.files})
+        record = provenance.run_record(cfg.checkpoint if ckpt is not None else None, files, self.started, cfg.roots)
+        self.run_index = training_history.start_run(self.state.history, record | {"settings": _settings(cfg)})
+        self.train_step = make_train_step(self.model, self.opt, strategy, cfg.jit_compile)
+        self.tensorboard = tf.summary.create_file_writer(str(cfg.tensorboard)) \
+            if cfg.tensorboard and self.chief else None
+
+    def load_training_data(self) -> None:
+        """The training images (the first ``--train_samples``) and the held-out split, checked against
+        the batch size and the replicas."""
+        cfg, strategy, dataset = self.cfg, self.strategy, self.cfg.network.dataset
+        self.train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
+        if len(self.train) == 0:
+            raise data.DataError(f"{dataset}: the training set is empty (the last {data.VALIDATION_SIZE:,} "
+                                 f"training images are held out for validation); check the data files")
+        self.per_replica = distribute.replica_batch(strategy, cfg.batch_size)
+        if strategy.num_replicas_in_sync > 1 and len(self.train) < cfg.batch_size:
+            raise distribute.DistributeError(f"{len(self.train)} training images do not fill one --batch_size "
+                                             f"{cfg.batch_size} batch to split over replicas; lower --batch_size")
+        self.batches_per_epoch = max(1, len(self.train) // cfg.batch_size)
+        self.batch_images = min(cfg.batch_size, len(self.train))
+        self.held_out_name = data.dataset_of(dataset).held_out
+        self.held_out = data.load_split(dataset, self.held_out_name, cfg.roots)
+        self.held_inputs = data.eval_inputs(dataset, self.held_out)
+
+    # ------------------------------------------------------------------------ one epoch
+
+    def train_one_epoch(self, epoch: int, skip: int, guard: SignalGuard) -> EpochTotals:
+        """Train epoch ``epoch`` (from 0) from batch ``skip`` on. A loss that is not finite stops the run
+        with the last good checkpoint kept; a signal saves the checkpoint after the batch in progress."""
+        print(f"Epoch {epoch + 1}/{self.state.target}", flush=True)
+        progress = Progress(self.batches_per_epoch, f"epoch {epoch + 1}")
+        totals = EpochTotals()
+        for b, (x, y) in enumerate(self.epoch_batches(epoch, skip), start=skip):
+            loss, hits = self.train_step(x, y)
+            loss = float(loss)
+            if not np.isfinite(loss):
+                raise TrainingError(f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1}; "
+                                    f"the last good checkpoint {self.cfg.checkpoint} is kept; "
+                                    f"try a lower --learning_rate")
+            totals.add(self.batch_images, loss, int(hits))
+            progress.update(b + 1, self.batch_images, [("loss", totals.loss), ("acc", totals.accuracy)])
+            signum = self.signalled(guard.signum)
+            if signum is not None:
+                self.save(epoch, b + 1)
+                raise Interrupted(_interrupted(signum, guard.signum, self.chief, self.cfg.checkpoint,
+                                               f"at epoch {epoch + 1}, batch {b + 1}"), signum)
+        return totals
+
+    def epoch_batches(self, epoch: int, skip: int) -> tf.data.Dataset:
+        """Epoch ``epoch``'s global batches from batch ``skip`` on, split over the replicas."""
+        cfg = self.cfg
+
         def pipeline(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             # this worker's slice of every global batch, then one batch per local replica in replica order
-            ds = data.train_batches(dataset, train, cfg.batch_size, cfg.seed or 0, epoch, skip,
+            ds = data.train_batches(cfg.network.dataset, self.train, cfg.batch_size, cfg.seed or 0, epoch, skip,
                                     shard=(ctx.input_pipeline_id, ctx.num_input_pipelines))
-            return ds.rebatch(per_replica) if per_replica * ctx.num_input_pipelines < cfg.batch_size else ds
-        return strategy.distribute_datasets_from_function(pipeline)
+            return ds.rebatch(self.per_replica) if self.per_replica * ctx.num_input_pipelines < cfg.batch_size else ds
+        return self.strategy.distribute_datasets_from_function(pipeline)
 
-    def signalled(signum: int | None) -> int | None:
+    def evaluate_epoch(self, epoch: int, guard: SignalGuard) -> tuple[float, float, float | None]:
+        """Loss and accuracy on the held-out split, and after the last epoch the final test accuracy (on
+        the chief; else ``None``). A signal saves the checkpoint with every batch done: resuming goes
+        straight to this evaluation."""
+        # the other workers must not stop alone in the middle of an evaluation: they agree after it
+        stop = guard.stop if self.workers == 1 else lambda: False
+        try:
+            loss, accuracy = evaluate(self.model, self.held_inputs, self.held_out.y, self.cfg.batch_size,
+                                      self.eval_step, stop)
+            final_test = self.test_accuracy(stop) if epoch + 1 == self.state.target and self.chief else None
+        except _Stop:
+            signum = guard.signum
+        else:
+            signum = self.signalled(guard.signum) if self.workers > 1 else None
+        if signum is not None:
+            self.save(epoch, self.batches_per_epoch)
+            raise Interrupted(_interrupted(signum, guard.signum, self.chief, self.cfg.checkpoint,
+                                           f"after the last batch of epoch {epoch + 1}", " while evaluating"), signum)
+        return loss, accuracy, final_test
+
+    def test_accuracy(self, stop: Callable[[], bool]) -> float:
+        return exact_test_accuracy(self.cfg, self.model, self.test_inputs, self.test.y, self.eval_step, stop)
+
+    def signalled(self, signum: int | None) -> int | None:
         """The signal every worker acts on: a signal on any worker stops all of them after the same batch."""
-        if workers == 1:
+        if self.workers == 1:
             return signum
-        votes = distribute.sum_over_workers(strategy, np.array([1.0 if signum else 0.0]))[0]
+        votes = distribute.sum_over_workers(self.strategy, np.array([1.0 if signum else 0.0]))[0]
         return (signum or signal.SIGTERM) if votes else None
 
-    def save(epoch: int, batch: int) -> None:
-        if not chief:
+    def report_epoch(self, record: dict) -> None:
+        """The epoch's figures on standard output and, with ``--tensorboard``, as TensorBoard scalars (which
+        are dropped with a note if they cannot be written: the checkpoint matters more)."""
+        held_out = self.held_out_name
+        if self.tensorboard is not None:
+            try:
+                with self.tensorboard.as_default():
+                    for name in ("train_loss", "train_acc", f"{held_out}_loss", f"{held_out}_acc"):
+                        tf.summary.scalar(name.replace("_", "/", 1), record[name], step=record["epoch"])
+                self.tensorboard.flush()
+            except (OSError, tf.errors.OpError) as e:
+                print(f"note: cannot write the TensorBoard summaries into {self.cfg.tensorboard} "
+                      f"({getattr(e, 'strerror', None) or e.message}); training goes on without them", flush=True)
+                self.tensorboard = None
+        print(f"   train loss: {record['train_loss'] or float('nan'):.4f}  "
+              f"train acc: {record['train_acc'] or float('nan'):.4f}  "
+              f"{held_out} loss: {record[f'{held_out}_loss']:.4f}  {held_out} acc: {record[f'{held_out}_acc']:.4f}  "
+              f"time: {record['seconds']:.1f}s", flush=True)
+
+    def save(self, epoch: int, batch: int) -> None:
+        """Write the checkpoint (weights, optimizer state, where the run stands, the history), then the
+        history's readable copy beside it. Only the chief writes."""
+        if not self.chief:
             return
-        history["runs"][run_index]["wall_seconds"] = round(time.time() - started, 2)
-        checkpoint.save(cfg.checkpoint, cfg.network, cfg.k, checkpoint.model_weights(model), epoch, batch,
-                        optimizer_state(opt), target_epoch=target, history=history)
+        cfg = self.cfg
+        training_history.set_wall_seconds(self.state.history, self.run_index, time.time() - self.started)
+        checkpoint.save(cfg.checkpoint, cfg.network, cfg.k, checkpoint.model_weights(self.model), epoch, batch,
+                        optimizer_state(self.opt), target_epoch=self.state.target, history=self.state.history)
         try:
-            write_json(history_path(cfg.checkpoint), history)  # a readable copy; the checkpoint holds the original
+            training_history.write_beside(cfg.checkpoint, self.state.history)  # the checkpoint holds the original
         except OSError as e:
             raise checkpoint.CheckpointError(f"cannot write {history_path(cfg.checkpoint)} ({e.strerror}); the "
                                              f"checkpoint, which holds the history too, was saved") from None
 
-    n_batches = max(1, len(train) // cfg.batch_size)
-    batch_images = min(cfg.batch_size, len(train))
-    test_acc = float("nan")
-    writer = tf.summary.create_file_writer(str(cfg.tensorboard)) if cfg.tensorboard and chief else None
-    with SignalGuard() as guard:
-        # the other workers must not stop alone in the middle of an evaluation: they agree after it
-        eval_stop = guard.stop if workers == 1 else lambda: False
-        for epoch in range(start_epoch, target):
-            start = time.time()
-            print(f"Epoch {epoch + 1}/{target}", flush=True)
-            progress = Progress(n_batches, f"epoch {epoch + 1}")
-            seen, loss_sum, hits = 0, 0.0, 0
-            for b, (x, y) in enumerate(epoch_batches(epoch, skip), start=skip):
-                loss, batch_hits = train_step(x, y)
-                loss = float(loss)
-                if not np.isfinite(loss):
-                    raise TrainingError(f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1}; "
-                                        f"the last good checkpoint {cfg.checkpoint} is kept; "
-                                        f"try a lower --learning_rate")
-                seen += batch_images
-                loss_sum += loss * batch_images
-                hits += int(batch_hits)
-                progress.update(b + 1, batch_images, [("loss", loss_sum / seen), ("acc", hits / seen)])
-                signum = signalled(guard.signum)
-                if signum is not None:
-                    save(epoch, b + 1)
-                    raise Interrupted(_interrupted(signum, guard.signum, chief, cfg.checkpoint,
-                                                   f"at epoch {epoch + 1}, batch {b + 1}"), signum)
-            skip = 0
+    # ------------------------------------------------------------------------ after the last epoch
 
-            try:
-                val_loss, val_acc = evaluate(model, held_inputs, held_out.y, cfg.batch_size, eval_step, eval_stop)
-                final_test = test_accuracy(eval_stop) if epoch + 1 == target and chief else None
-            except _Stop:
-                signum = guard.signum
-            else:
-                signum = signalled(guard.signum) if workers > 1 else None
-            if signum is not None:  # all batches are done: resuming goes straight to the evaluation
-                save(epoch, n_batches)
-                raise Interrupted(_interrupted(signum, guard.signum, chief, cfg.checkpoint,
-                                               f"after the last batch of epoch {epoch + 1}", " while evaluating"),
-                                  signum)
-            record = {"epoch": epoch + 1, "run": run_index, "learning_rate": cfg.learning_rate,
-                      "train_images": len(train),
-                      "train_loss": loss_sum / seen if seen else None,  # None: resumed after the last batch
-                      "train_acc": hits / seen if seen else None,
-                      f"{held_out_name}_loss": val_loss, f"{held_out_name}_acc": val_acc,
-                      "seconds": round(time.time() - start, 2)}
-            if final_test is not None:  # the last record keeps the final test accuracy
-                test_acc = record["test_acc"] = final_test
-            history["epochs"].append(record)
-            if writer is not None:
-                try:
-                    with writer.as_default():
-                        for name in ("train_loss", "train_acc", f"{held_out_name}_loss", f"{held_out_name}_acc"):
-                            tf.summary.scalar(name.replace("_", "/", 1), record[name], step=epoch + 1)
-                    writer.flush()
-                except (OSError, tf.errors.OpError) as e:  # the checkpoint matters more: training goes on
-                    print(f"note: cannot write the TensorBoard summaries into {cfg.tensorboard} "
-                          f"({getattr(e, 'strerror', None) or e.message}); training goes on without them", flush=True)
-                    writer = None
-            print(f"   train loss: {record['train_loss'] or float('nan'):.4f}  "
-                  f"train acc: {record['train_acc'] or float('nan'):.4f}  "
-                  f"{held_out_name} loss: {val_loss:.4f}  {held_out_name} acc: {val_acc:.4f}  "
-                  f"time: {record['seconds']:.1f}s", flush=True)
-            save(epoch + 1, 0)
-    if not chief:
-        print("training done; the chief wrote the checkpoint", flush=True)
-        return float("nan")
-    if np.isnan(test_acc):
-        test_acc = test_accuracy(lambda: False)
-    steps = int(opt.iterations.numpy())
-    if steps < CHANCE_HINT_STEPS and test_acc < 2.0 / cfg.network.classes:
-        print(f"note: accuracy is near chance after only {steps} training steps: BatchNorm's running statistics "
-              f"(momentum 0.9) and the weights need a few hundred steps; train for more epochs or images",
-              flush=True)
-    print(f"test accuracy: {test_acc:.4f}", flush=True)
-    return test_acc
+    def finish(self) -> float:
+        """Print and return the final test accuracy, with a note when it is near chance after few steps."""
+        if not self.chief:
+            print("training done; the chief wrote the checkpoint", flush=True)
+            return float("nan")
+        test_acc = self.final_test if not np.isnan(self.final_test) else self.test_accuracy(lambda: False)
+        steps = int(self.opt.iterations.numpy())
+        if steps < CHANCE_HINT_STEPS and test_acc < 2.0 / self.cfg.network.classes:
+            print(f"note: accuracy is near chance after only {steps} training steps: BatchNorm's running "
+                  f"statistics (momentum 0.9) and the weights need a few hundred steps; train for more epochs or "
+                  f"images", flush=True)
+        print(f"test accuracy: {test_acc:.4f}", flush=True)
+        return test_acc
 
 
 def _settings(cfg: TrainConfig) -> dict:
@@ -402,17 +483,3 @@ def _interrupted(signum: int, own: int | None, chief: bool, path: Path, where: s
     if chief:
         return f"interrupted by {cause}{during}: saved {path} {where}; continue with --resume True"
     return f"interrupted by {cause}{during}: the chief saved its checkpoint {where}; continue with --resume True"
-
-
-def _previous_history(path: Path, ckpt: checkpoint.Checkpoint) -> dict:
-    """The history to continue: the checkpoint's own, else the file beside an older checkpoint."""
-    if ckpt.history is not None:
-        return as_history(ckpt.history)
-    side = history_path(path)
-    if not side.is_file():
-        return {"runs": [], "epochs": []}
-    try:
-        return as_history(json.loads(side.read_text()))
-    except (ValueError, OSError, RecursionError) as e:
-        raise checkpoint.CheckpointError(f"{side} is not a readable training history ({e}); move it aside "
-                                         f"to resume without it") from None

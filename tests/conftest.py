@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,3 +32,23 @@ def idx_root(tmp_path: Path) -> Path:
 
     write_idx_dataset(tmp_path / "data" / "mnist", 11_200, 200, np.random.default_rng(7))
     return tmp_path / "data"
+
+
+@pytest.fixture
+def signal_on_call(monkeypatch) -> Callable:
+    """``signal_on_call(owner, name, call=1, signum=SIGINT)``: the ``call``-th call (from 1) of ``owner.name``
+    first sends ``signum`` to this process, as Ctrl-C or ``kill`` would in the middle of a run; returns the
+    original, to put back. A method of a class (``snn.FastSimulator, "simulate"``) or a module's function."""
+    def arm(owner: object, name: str, call: int = 1, signum: int = signal.SIGINT) -> Callable:
+        real = getattr(owner, name)
+        calls = []
+
+        def signal_then_call(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == call:
+                os.kill(os.getpid(), signum)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, signal_then_call)
+        return real
+    return arm

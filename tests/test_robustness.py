@@ -243,18 +243,9 @@ def test_missing_data_names_every_file_once(tmp_path):
         assert line.count(mirror) <= 1
 
 
-def test_a_signal_during_validation_saves_a_resumable_checkpoint(idx_root, tmp_path, monkeypatch):
+def test_a_signal_during_validation_saves_a_resumable_checkpoint(idx_root, tmp_path, monkeypatch, signal_on_call):
     ckpt = tmp_path / "k1.npz"
-    real = train.evaluate
-    calls = []
-
-    def evaluate_then_signal(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train, "evaluate", evaluate_then_signal)
+    real = signal_on_call(train, "evaluate", call=1, signum=signal.SIGTERM)
     with pytest.raises(train.Interrupted, match="while evaluating"):
         train.run(config(idx_root, ckpt))
     saved = checkpoint.load(ckpt, MNIST_LENET, 1)
@@ -265,19 +256,10 @@ def test_a_signal_during_validation_saves_a_resumable_checkpoint(idx_root, tmp_p
     assert resumed.epoch == 1 and [e["epoch"] for e in resumed.history["epochs"]] == [1]
 
 
-def test_ctrl_c_during_a_spiking_run_writes_the_finished_batches(tmp_path, monkeypatch):
+def test_ctrl_c_during_a_spiking_run_writes_the_finished_batches(tmp_path, signal_on_call):
     from common import snn
 
-    real = snn.FastSimulator.simulate
-    calls = []
-
-    def simulate_then_interrupt(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(snn.FastSimulator, "simulate", simulate_then_interrupt)
+    signal_on_call(snn.FastSimulator, "simulate", call=2)
     cfg = spiking.SpikingConfig(network=MNIST_LENET, k=1, checkpoint=SHIPPED, roots=[ROOT / "MNIST" / "data"],
                                 log_dir=tmp_path, time_steps=8, batch_size=10, num_samples=50)
     with pytest.raises(spiking.Interrupted, match="SIGINT"):

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from common.fsutil import write_text  # noqa: E402
 from common.paper_table import PAPER_TABLE  # noqa: E402
-from common.plots import epochs_of, paper_curves, trained_for  # noqa: E402 - imports no TensorFlow
+from common.history import epochs_of, trained_for  # noqa: E402
+from common.plots import paper_curves  # noqa: E402 - imports no TensorFlow
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
