@@ -222,6 +222,7 @@ def run_spiking(log_dir: Path, **overrides) -> dict:
     return spiking.run(spiking.SpikingConfig(**settings))
 
 
+@pytest.mark.slow  # interrupted spiking runs
 def test_ctrl_c_before_the_first_batch_keeps_the_complete_run(tmp_path, signal_on_call):
     from common import snn
 
@@ -234,6 +235,7 @@ def test_ctrl_c_before_the_first_batch_keeps_the_complete_run(tmp_path, signal_o
     assert contents(folder) == before and visible(tmp_path) == ["k1"]
 
 
+@pytest.mark.slow  # several spiking runs
 def test_a_partial_run_moves_the_complete_one_aside_even_with_replace(tmp_path, signal_on_call):
     from common import snn
 
@@ -261,6 +263,7 @@ def test_the_result_line_the_summary_and_the_ablation_table_give_one_mismatched_
     assert f"| {mismatched:,} of " in rule_ablation.table([summary])
 
 
+@pytest.mark.slow  # several spiking runs
 def test_a_run_says_what_differs_from_the_defaults(tmp_path, capsys):
     summary = run_spiking(tmp_path / "k1", neuron_rule="original", noise_ratio=0.5, seed=3)
     differs = summary["differs_from_defaults"]
@@ -275,6 +278,7 @@ def test_a_run_says_what_differs_from_the_defaults(tmp_path, capsys):
     assert logs.differences(own) == ["checkpoint checkpoints/k1.npz"]
 
 
+@pytest.mark.slow  # several spiking runs and figures
 def test_plots_draw_every_kept_run_and_label_what_differs(tmp_path):
     figs = tmp_path / "figs"
     run_spiking(figs / "k1", num_samples=6, time_steps=2)

@@ -78,6 +78,7 @@ def test_members_that_are_not_ours_are_never_read(tmp_path):
     assert set(ckpt) == set(checkpoint.expected_shapes(MNIST_LENET))
 
 
+@pytest.mark.slow  # a spiking run
 def test_weights_that_overflow_are_not_reported_as_lossless(tmp_path):
     maximum = np.finfo(np.float32).max
     path = crafted(tmp_path, {name: np.full(shape, maximum, np.float32)
@@ -243,6 +244,7 @@ def test_missing_data_names_every_file_once(tmp_path):
         assert line.count(mirror) <= 1
 
 
+@pytest.mark.slow  # a training run
 def test_a_signal_during_validation_saves_a_resumable_checkpoint(idx_root, tmp_path, monkeypatch, signal_on_call):
     ckpt = tmp_path / "k1.npz"
     real = signal_on_call(train, "evaluate", call=1, signum=signal.SIGTERM)
@@ -480,8 +482,9 @@ def test_tensorboard_is_checked_before_training(idx_root, tmp_path):
 
 
 @pytest.mark.parametrize("history", [
-    "[" * 200_000 + "]" * 200_000, '{"runs": [], "epochs": [{"epoch": ' + "9" * 5000 + "}]}",
-    '{"runs": [3], "epochs": []}',
+    "[" * 200_000 + "]" * 200_000,
+    pytest.param('{"runs": [], "epochs": [{"epoch": ' + "9" * 5000 + "}]}", marks=pytest.mark.slow),
+    pytest.param('{"runs": [3], "epochs": []}', marks=pytest.mark.slow),  # each a training start: slow tier
 ])
 def test_a_malformed_history_beside_an_old_checkpoint_is_one_error(idx_root, tmp_path, history):
     ckpt = tmp_path / "k1.npz"
@@ -494,6 +497,7 @@ def test_a_malformed_history_beside_an_old_checkpoint_is_one_error(idx_root, tmp
         train.run(config(idx_root, ckpt, resume=True))
 
 
+@pytest.mark.slow  # TensorFlow subprocesses
 def test_a_closed_or_full_standard_output_does_not_lose_the_run(tmp_path):
     """| head -1, >/dev/full and a closed stdout: the logs are still written, with no traceback."""
     script = f"{sys.executable} {SPIKING} --num_samples 2 --time_steps 3 --log_dir"
