@@ -249,6 +249,7 @@ def test_a_partial_run_moves_the_complete_one_aside_even_with_replace(tmp_path, 
     assert logs.read_summary(folder)["partial"] is True
 
 
+@pytest.mark.slow  # two spiking runs
 def test_the_result_line_the_summary_and_the_ablation_table_give_one_mismatched_count(tmp_path, capsys):
     """One count per run, one definition: hidden neuron values off the exact ANN's level after the last step,
     summed over the settled images. (The MNIST no_negative figures 20,930,454 and 20,930,438 came from two
@@ -379,6 +380,7 @@ def test_records_name_paths_inside_the_repository_relative_to_it(monkeypatch):
     assert provenance.from_record("MNIST/pretrained/k1.npz").is_file()
 
 
+@pytest.mark.slow  # a spiking run
 def test_a_spiking_run_records_the_shipped_checkpoint_relative_to_the_repository(tmp_path):
     summary = run_spiking(tmp_path / "k1", num_samples=2, time_steps=2)
     assert summary["checkpoint"] == "MNIST/pretrained/k1.npz"  # SHIPPED is absolute

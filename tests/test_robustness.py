@@ -258,6 +258,7 @@ def test_a_signal_during_validation_saves_a_resumable_checkpoint(idx_root, tmp_p
     assert resumed.epoch == 1 and [e["epoch"] for e in resumed.history["epochs"]] == [1]
 
 
+@pytest.mark.slow  # an interrupted spiking run
 def test_ctrl_c_during_a_spiking_run_writes_the_finished_batches(tmp_path, signal_on_call):
     from common import snn
 
@@ -308,6 +309,7 @@ def test_an_empty_test_set_is_refused(tmp_path):
         spiking.run(cfg)
 
 
+@pytest.mark.slow  # a spiking run
 def test_a_run_at_chance_after_a_few_steps_says_why(tmp_path, capsys):
     from helpers import write_idx_dataset
 
