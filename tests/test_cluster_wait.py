@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import pytest
 
 from conftest import ROOT
 
@@ -33,6 +34,7 @@ def start_lonely_worker(tmp_path, timeout: float) -> subprocess.Popen:
                             start_new_session=True)
 
 
+@pytest.mark.slow  # waits for its timeout
 def test_a_peer_that_never_comes_ends_in_one_line_after_the_timeout(tmp_path):
     worker = start_lonely_worker(tmp_path, 5)
     out, err = worker.communicate(timeout=240)

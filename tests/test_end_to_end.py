@@ -187,6 +187,7 @@ def test_missing_data_gets_one_line(tmp_path):
     assert str(tmp_path / "fashion_mnist") in last
 
 
+@pytest.mark.slow  # a spiking run
 def test_per_layer_figures_add_up_to_the_totals(trained, tmp_path):
     summary = simulate(trained, tmp_path, num_samples=40)
     layers = summary["layers"]

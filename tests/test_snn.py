@@ -193,7 +193,7 @@ def test_neuron_fires_at_most_one_spike_per_step_and_tracks_its_level(xp):
     np.testing.assert_array_equal(np.asarray(kept)[0], [7, 0, 0, 4, 1])
 
 
-@pytest.mark.parametrize("name, k", [("mnist_lenet", 1), ("fashion_mlp", 0),
+@pytest.mark.parametrize("name, k", [pytest.param("mnist_lenet", 1, marks=pytest.mark.slow), ("fashion_mlp", 0),
                                      pytest.param("fashion_lenet", 2, marks=pytest.mark.slow)])
 def test_no_negative_rule_runs_the_same_on_both_simulators_and_never_fires_negative(name, k):
     sn, x, _ = network_and_inputs(name, k)
