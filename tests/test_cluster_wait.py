@@ -10,8 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-import pytest
 
+import pytest
 from conftest import ROOT
 
 SPIKING = ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"
