@@ -151,7 +151,7 @@ def run(cfg: TrainConfig) -> float:
         # only the chief writes; the other workers of a cluster read the checkpoint when resuming
         lock = checkpoint.writer_lock(cfg.checkpoint) if distribute.is_chief(strategy) else contextlib.nullcontext()
         with lock:
-            return _run_training(cfg, strategy, started)
+            return _Training(cfg, strategy, started).run()
     model = build_ann(cfg.network, cfg.k)
     test = _test_set(cfg)
     eval_step = make_eval_step(model)
@@ -256,14 +256,10 @@ class EpochTotals:
         return self.hits / self.images if self.images else None
 
 
-def _run_training(cfg: TrainConfig, strategy: tf.distribute.Strategy, started: float) -> float:
-    return _Training(cfg, strategy, started).run()
-
-
 class _Training:
     """One training run of :func:`run`, as named steps.
 
-    :meth:`prepare` builds the model and reads the data and the :class:`ResumeState`; then, for every
+    :meth:`prepare` builds the model, reads the data and the :class:`ResumeState`; then, for every
     epoch to the target, :meth:`train_one_epoch`, :meth:`evaluate_epoch`, :meth:`report_epoch` and
     :meth:`save`; :meth:`finish` reports the final test accuracy. A signal (SIGINT, SIGTERM, SIGHUP)
     saves the checkpoint where the run is and raises :class:`Interrupted`. In a cluster only the
@@ -298,21 +294,38 @@ class _Training:
     # ------------------------------------------------------------------------ before the first epoch
 
     def prepare(self) -> None:
-        """The model and optimizer, the data, the checkpoint a resumed run continues, and this run's
-        record in the history; a fresh run moves an existing checkpoint aside first."""
-        cfg, strategy = self.cfg, self.strategy
-        with strategy.scope():  # variables mirrored on every replica
+        """Everything before the first epoch, in this order: the model and the test set, the checkpoint a
+        resumed run continues, the training data, the :class:`ResumeState`, and this run's record."""
+        cfg = self.cfg
+        self.build()
+        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k) if cfg.resume else None
+        if ckpt is not None:
+            checkpoint.assign(self.model, ckpt)
+        self.load_training_data()
+        self.resume(ckpt)
+        files = sorted({*self.train.files, *self.held_out.files, *self.test.files})
+        record = provenance.run_record(cfg.checkpoint if ckpt is not None else None, files, self.started, cfg.roots)
+        self.run_index = training_history.start_run(self.state.history, record | {"settings": _settings(cfg)})
+        self.train_step = make_train_step(self.model, self.opt, self.strategy, cfg.jit_compile)
+        self.tensorboard = tf.summary.create_file_writer(str(cfg.tensorboard)) \
+            if cfg.tensorboard and self.chief else None
+
+    def build(self) -> None:
+        """The model and its optimizer (mirrored on every replica), and the test set."""
+        cfg = self.cfg
+        with self.strategy.scope():
             self.model = build_ann(cfg.network, cfg.k, cfg.precision)
             self.opt = tf.keras.optimizers.Adam(cfg.learning_rate)
         self.test = _test_set(cfg)
         self.test_inputs = data.eval_inputs(cfg.network.dataset, self.test)
         self.eval_step = make_eval_step(self.model)
-        ckpt = checkpoint.load(cfg.checkpoint, cfg.network, cfg.k) if cfg.resume else None
+
+    def resume(self, ckpt: checkpoint.Checkpoint | None) -> None:
+        """Read where the run starts (:class:`ResumeState`): a resumed run restores Adam's state and says
+        where it goes on; a fresh run moves an existing checkpoint aside (``k1.npz.bak``, ...)."""
+        cfg = self.cfg
         if ckpt is not None:
-            checkpoint.assign(self.model, ckpt)
-        self.load_training_data()
-        if ckpt is not None:
-            with strategy.scope():
+            with self.strategy.scope():
                 restore_optimizer(self.opt, self.model, ckpt.optimizer, cfg.checkpoint)
         self.state = ResumeState.read(cfg, ckpt, self.batches_per_epoch)
         if ckpt is not None:
@@ -322,12 +335,6 @@ class _Training:
         elif cfg.checkpoint.exists() and self.chief:
             backup = checkpoint.back_up(cfg.checkpoint)
             print(f"--resume False: moved the existing {cfg.checkpoint} to {backup}", flush=True)
-        files = sorted({*self.train.files, *self.held_out.files, *self.test.files})
-        record = provenance.run_record(cfg.checkpoint if ckpt is not None else None, files, self.started, cfg.roots)
-        self.run_index = training_history.start_run(self.state.history, record | {"settings": _settings(cfg)})
-        self.train_step = make_train_step(self.model, self.opt, strategy, cfg.jit_compile)
-        self.tensorboard = tf.summary.create_file_writer(str(cfg.tensorboard)) \
-            if cfg.tensorboard and self.chief else None
 
     def load_training_data(self) -> None:
         """The training images (the first ``--train_samples``) and the held-out split, checked against
