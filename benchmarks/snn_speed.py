@@ -11,7 +11,6 @@ reference and the float32 ANN. Prints medians of several repeats after a warm-up
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from common.model import build_ann
 from common.networks import CIFAR_CNN1, MNIST_LENET
 from common.exact_ann import ExactReadout, ExactSynapses
 from common.snn import FastSimulator
+from benchmarks.timing import median_times
 
 ROOT = Path(__file__).resolve().parents[1]
 flags.DEFINE_string("checkpoint", str(ROOT / "MNIST" / "pretrained" / "k1.npz"),
@@ -74,16 +74,6 @@ class Float32Simulator(FastSimulator):
         pass
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: tracing and allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def in_batches(fn, x: np.ndarray, batch: int):
     return [fn(x[i:i + batch]) for i in range(0, len(x), batch)]
 
@@ -111,13 +101,13 @@ def main(argv: list[str]) -> None:
     print(f"MNIST LeNet k={k}, {source}: {n} images, steps={steps}, batch {batch}, median of {FLAGS.repeats}")
 
     def timed(sim):
-        return median_seconds(lambda: in_batches(lambda b: sim.simulate(b, steps), xs, batch), FLAGS.repeats)
+        return median_times(lambda: in_batches(lambda b: sim.simulate(b, steps), xs, batch), FLAGS.repeats)[0]
 
-    t_ann = median_seconds(lambda: in_batches(forward, x, batch), FLAGS.repeats)
+    t_ann = median_times(lambda: in_batches(forward, x, batch), FLAGS.repeats)[0]
     t_exact, t_old = timed(exact), timed(old)
     t_exact_dense, t_old_dense = timed(exact_dense), timed(old_dense)
     m = min(FLAGS.reference_images, n)
-    t_ref = median_seconds(lambda: in_batches(lambda b: reference.simulate(sn, b, steps), xs[:m], batch), 1) * n / m
+    t_ref = median_times(lambda: in_batches(lambda b: reference.simulate(sn, b, steps), xs[:m], batch), 1)[0] * n / m
 
     exact_results = in_batches(lambda b: exact.simulate(b, steps), xs[:m], batch)
     ref_results = in_batches(lambda b: reference.simulate(sn, b, steps), xs[:m], batch)

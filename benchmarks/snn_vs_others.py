@@ -40,15 +40,11 @@ import contextlib
 import importlib.util
 import logging
 import os
-import platform
-import signal
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -63,6 +59,7 @@ from common import checkpoint, cli, convert, data
 from common.networks import MNIST_LENET
 from common.snn import FastSimulator
 from common.spiking_network import SpikingNetwork
+from benchmarks.timing import Resumes, cpu_model, median_times, stopped_note
 
 if TYPE_CHECKING:
     import torch
@@ -87,59 +84,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                          "to --images.", lower_bound=1, flag_values=fv)
 
 
-# ---------------------------------------------------------------------------- timing
-
-
-class Resumes:
-    """Counts this process's resumptions after a stop (SIGSTOP by another process, Ctrl-Z): the wall time
-    of a repeat that spans one includes the pause, its CPU time does not."""
-
-    count = 0
-
-    @classmethod
-    def install(cls) -> None:
-        signal.signal(signal.SIGCONT, cls._resumed)
-
-    @classmethod
-    def _resumed(cls, signum: int, frame: object) -> None:
-        cls.count += 1
-
-
-def median_times(fn: Callable[[], Any], repeats: int, warm_up: bool = True) -> tuple[float, float, Any, int]:
-    """Median wall and CPU seconds of ``fn()`` over ``repeats`` calls after a warm-up, its last result, and
-    how many repeats were stopped while timed (the wall median is over the others, if any)."""
-    if warm_up:
-        fn()  # tracing and allocation
-    walls, cpus, clean = [], [], []
-    for _ in range(repeats):
-        resumes, wall, cpu = Resumes.count, time.perf_counter(), time.process_time()
-        result = fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-        if Resumes.count == resumes:
-            clean.append(walls[-1])
-    return statistics.median(clean or walls), statistics.median(cpus), result, repeats - len(clean)
-
-
-def stopped_note(stopped: int, repeats: int) -> str:
-    if not stopped:
-        return ""
-    if stopped < repeats:
-        return f"; wall: median of the {repeats - stopped} repeats not stopped"
-    return "; WALL TIME INVALID: this process was stopped (SIGSTOP) while timed"
-
-
 def in_batches(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
     """``fn`` on consecutive batches of ``x``, the results concatenated."""
     return np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def blas_threads() -> str:

@@ -35,6 +35,7 @@ from absl import app, flags  # noqa: E402
 from common import cli, data, distribute, train  # noqa: E402
 from common.model import build_ann  # noqa: E402
 from common.networks import CIFAR_CNN1, CIFAR_CNN2, FASHION_LENET, FASHION_MLP, MNIST_LENET, Network  # noqa: E402
+from benchmarks.timing import cpu_flags, cpu_model  # noqa: E402
 
 flags.DEFINE_integer("batch_size", 200, "Global batch size.", lower_bound=2)
 flags.DEFINE_integer("steps", 20, "Training steps per timed repeat.", lower_bound=1)
@@ -98,14 +99,8 @@ def package_step(network: Network, strategy: tf.distribute.Strategy, jit: bool =
 
 def cpu_name() -> str:
     """The CPU's model name and whether it has bfloat16 matrix units (AMX) or AVX512-BF16."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "CPU unknown"
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    fast = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, bfloat16 units: {', '.join(fast) or 'none'}"
+    fast = [f for f in ("amx_bf16", "avx512_bf16") if f in cpu_flags()]
+    return f"{cpu_model()}, {os.cpu_count()} cores, bfloat16 units: {', '.join(fast) or 'none'}"
 
 
 def gemm_flops() -> float:

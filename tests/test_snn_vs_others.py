@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 import pytest
-
-from common import convert, reference
-from common.networks import CIFAR_CNN1, MNIST_LENET
 from conftest import ROOT
 from helpers import random_images, random_weights
+
+from benchmarks import timing
+from common import convert, reference
+from common.networks import CIFAR_CNN1, MNIST_LENET
 
 ORIGINAL_REPO_ENV = "NEGSPIKE_ORIGINAL_REPO"  # a checkout of the original code's repository
 STEPS = 3
@@ -88,9 +89,9 @@ def test_spikingjelly_missing_names_the_extra(bench, monkeypatch):
     assert "pip install -e '.[bench]'" in bench.spikingjelly_missing()
 
 
-def test_a_repeat_stopped_by_another_process_is_left_out_of_the_wall_median(bench):
+def test_a_repeat_stopped_by_another_process_is_left_out_of_the_wall_median():
     previous = signal.getsignal(signal.SIGCONT)
-    bench.Resumes.install()
+    timing.Resumes.install()
     calls = []
 
     def run() -> int:
@@ -101,9 +102,9 @@ def test_a_repeat_stopped_by_another_process_is_left_out_of_the_wall_median(benc
         return len(calls)
 
     try:
-        wall, cpu, result, stopped = bench.median_times(run, 3)
+        wall, cpu, result, stopped = timing.median_times(run, 3)
     finally:
         signal.signal(signal.SIGCONT, previous)
     assert (stopped, result) == (1, 4)
     assert wall < 0.1 and cpu < 0.1
-    assert "not stopped" in bench.stopped_note(1, 3) and "INVALID" in bench.stopped_note(1, 1)
+    assert "not stopped" in timing.stopped_note(1, 3) and "INVALID" in timing.stopped_note(1, 1)
