@@ -231,7 +231,7 @@ class ExactANN:
     def __init__(self, sn: SpikingNetwork):
         self.sn = sn
         shapes = sn.network.shapes()
-        # float32 everywhere, the long receptive fields split into channel groups (see channel_groups); a layer
+        # float32 everywhere, the long receptive fields split into groups (see term_groups); a layer
         # moves to float64 if it still leaves too many neurons undecided (see adapt): either gives the same levels
         self.synapses = [ExactSynapses(layer, shape) for layer, shape in zip(sn.layers, shapes)]
         self.readout = ExactReadout(sn.output_weights)

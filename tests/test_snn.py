@@ -106,9 +106,10 @@ def test_batch_size_early_exit_and_chunking_change_nothing(name, k):
         assert_same_result(in_batches(sim, x, steps, batch), whole)
 
 
-@pytest.mark.slow  # two TensorFlow subprocesses
+@pytest.mark.slow  # three TensorFlow subprocesses
 def test_onednn_on_and_off_give_the_same_records(tmp_path):
-    """oneDNN's kernels round differently from Eigen's; the records must not notice."""
+    """oneDNN's kernels round differently from Eigen's, and its AVX2 kernels (a CPU without AVX-512) from
+    its AVX-512 ones; the records must not notice."""
     script = tmp_path / "run.py"
     script.write_text(
         "import sys, numpy as np\n"
@@ -122,8 +123,10 @@ def test_onednn_on_and_off_give_the_same_records(tmp_path):
         "    r = FastSimulator(sn).simulate(x[:2], 6)\n"
         "    np.savez(sys.argv[1] + name, *r.counts, r.spikes, r.synops, r.output, r.predictions)\n")
     arrays = {}
-    for setting in ("0", "1"):
-        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting)
+    settings = {"0": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "1": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+                "avx2": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+    for setting, variables in settings.items():
+        env = dict(os.environ, **variables)
         done = subprocess.run([sys.executable, str(script), str(tmp_path / setting)], env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -131,8 +134,9 @@ def test_onednn_on_and_off_give_the_same_records(tmp_path):
             with np.load(tmp_path / f"{setting}{name}.npz") as f:
                 arrays[setting, name] = [f[key] for key in f.files]
     for name in ("mnist_lenet", "fashion_mlp", "cifar10_cnn1"):
-        for a, b in zip(arrays["0", name], arrays["1", name]):
-            np.testing.assert_array_equal(a, b, err_msg=name)
+        for other in ("1", "avx2"):
+            for a, b in zip(arrays["0", name], arrays[other, name]):
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}, oneDNN setting {other}")
 
 
 def cancelling_network(big: float) -> SpikingNetwork:
