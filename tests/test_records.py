@@ -414,6 +414,7 @@ def strings_in(obj: object) -> list[str]:
     return [obj] if isinstance(obj, str) else []
 
 
+@pytest.mark.slow  # reads every shipped checkpoint's history, beside the other checks of shipped files
 def test_shipped_records_carry_no_machine_paths():
     records = shipped_records()
     assert len(records) > 20 and any(member for _, member, _ in records)
