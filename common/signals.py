@@ -12,6 +12,28 @@ from typing import TextIO
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
 
 
+def hold_stop_signals_in_every_thread() -> None:
+    """Restart this process once with SIGINT, SIGTERM and SIGHUP blocked, so that every thread inherits the block.
+
+    TensorFlow's coordination service installs a SIGTERM handler of its own while a worker waits for
+    its peers, and would swallow the signal. Blocked in every thread, a signal stays pending, where the
+    cluster watchdog sees it; :func:`release_stop_signals` hands it to this package's handlers after the
+    wait. A thread starts with the mask of the thread that starts it, and numpy's BLAS starts one when
+    it is imported, so the mask must be set before anything starts: an exec keeps it.
+    """
+    if set(STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        return  # held since the process started
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def release_stop_signals() -> None:
+    """Unblock SIGINT, SIGTERM and SIGHUP in this thread: pending ones reach the handlers now in place."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
     """SIGINT, SIGTERM or SIGHUP arrived; what could be saved has been saved (the message says where)."""
 

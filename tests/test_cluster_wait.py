@@ -1,5 +1,6 @@
 """--strategy multi_worker with a peer that never comes: it says what it waits for, gives up after
---cluster_timeout with one line, and ends at once on Ctrl-C."""
+--cluster_timeout with one line, and ends at once on Ctrl-C, or on SIGTERM or SIGHUP to it alone
+(which TensorFlow's coordination service would otherwise take while it waits)."""
 
 from __future__ import annotations
 
@@ -46,13 +47,19 @@ def test_a_peer_that_never_comes_ends_in_one_line_after_the_timeout(tmp_path):
     assert not (tmp_path / "logs").exists()
 
 
-def test_ctrl_c_while_waiting_for_the_cluster_ends_it_at_once(tmp_path):
+@pytest.mark.parametrize("signum, to_group", [
+    (signal.SIGINT, True),  # a terminal's Ctrl-C: the whole process group
+    (signal.SIGTERM, False),  # a batch scheduler, or kill: the worker alone
+    pytest.param(signal.SIGHUP, False, marks=pytest.mark.slow),
+], ids=["ctrl_c", "sigterm", "sighup"])
+def test_a_stop_signal_while_waiting_for_the_cluster_ends_it_at_once(tmp_path, signum, to_group):
     worker = start_lonely_worker(tmp_path, 600)
     line = worker.stdout.readline()  # blocks until the wait begins
     assert line.startswith("waiting up to 600 s"), line
     time.sleep(2)
-    os.killpg(worker.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    os.killpg(worker.pid, signum) if to_group else os.kill(worker.pid, signum)
     started = time.monotonic()
     out, err = worker.communicate(timeout=60)
     assert time.monotonic() - started < 30 and worker.returncode != 0
-    assert err.strip().splitlines() == ["interrupted by SIGINT while waiting for the workers of TF_CONFIG"], err[-2000:]
+    expected = f"interrupted by {signal.Signals(signum).name} while waiting for the workers of TF_CONFIG"
+    assert err.strip().splitlines() == [expected], err[-2000:]
