@@ -24,6 +24,8 @@ def hold_stop_signals_in_every_thread() -> None:
     if set(STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, []):
         return  # held since the process started
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if sys.argv[0] in ("", "-"):  # an interactive session or a script read from stdin cannot be started again
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
