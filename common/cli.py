@@ -81,6 +81,9 @@ def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: 
                       "on for fully connected networks, where it is 4 to 8 times faster on a CPU, off for "
                       "convolutional ones, where it is slower (benchmarks/train_speed.py); off with a --strategy "
                       "other than default.", flag_values=fv)
+    flags.DEFINE_float("save_minutes", 10.0, "Also save a resumable checkpoint in the middle of an epoch once this "
+                       "many minutes have passed since the last save, so that a hard stop loses little of a long "
+                       "epoch (0: save after each epoch only).", lower_bound=0.0, flag_values=fv)
     flags.register_validator("learning_rate", lambda v: math.isfinite(v) and v > 0,
                              "--learning_rate must be a positive number",
                              flag_values=fv)
@@ -297,7 +300,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
             mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
             precision=FLAGS.precision, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
-            jit_compile=jit, strategy=strategy)
+            jit_compile=jit, strategy=strategy, save_minutes=FLAGS.save_minutes)
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)

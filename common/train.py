@@ -45,6 +45,7 @@ class TrainConfig:
     precision: str = "float32"  # or "bfloat16": convolutions and matrix products (common.precision)
     jit_compile: bool = False  # XLA for the training step (its numerics need not match anything bit for bit)
     tensorboard: Path | None = None  # also write per-epoch scalars here
+    save_minutes: float = 10.0  # also save mid-epoch this long after the last save (0: after each epoch only)
     strategy: tf.distribute.Strategy | None = None  # None: the default (one device)
 
 
@@ -270,6 +271,7 @@ class _Training:
         self.cfg, self.strategy, self.started = cfg, strategy, started
         self.chief, self.workers = distribute.is_chief(strategy), distribute.worker_count(strategy)
         self.final_test = float("nan")
+        self.last_save = time.monotonic()
 
     def run(self) -> float:
         """Train to the target epoch, saving after every epoch; the final test accuracy (NaN on workers
@@ -376,7 +378,13 @@ class _Training:
                 self.save(epoch, b + 1)
                 raise Interrupted(_interrupted(signum, guard.signum, self.chief, self.cfg.checkpoint,
                                                f"at epoch {epoch + 1}, batch {b + 1}"), signum)
+            if self.save_due() and b + 1 < self.batches_per_epoch:
+                self.save(epoch, b + 1)  # a hard stop (SIGKILL, power) loses at most --save_minutes of a long epoch
         return totals
+
+    def save_due(self) -> bool:
+        minutes = self.cfg.save_minutes
+        return minutes > 0 and time.monotonic() - self.last_save >= 60 * minutes
 
     def epoch_batches(self, epoch: int, skip: int) -> tf.data.Dataset:
         """Epoch ``epoch``'s global batches from batch ``skip`` on, split over the replicas."""
@@ -441,6 +449,7 @@ class _Training:
     def save(self, epoch: int, batch: int) -> None:
         """Write the checkpoint (weights, optimizer state, where the run stands, the history), then the
         history's readable copy beside it. Only the chief writes."""
+        self.last_save = time.monotonic()
         if not self.chief:
             return
         cfg = self.cfg

@@ -94,6 +94,33 @@ def test_the_same_seed_gives_the_same_weights(idx_root, tmp_path):
     assert all(np.array_equal(wa[n], wb[n]) for n in wa)
 
 
+class _HardStop(BaseException):
+    """What SIGKILL or a power cut does to a run: nothing after it runs, no handler saves."""
+
+
+def test_a_hard_stop_mid_epoch_loses_only_what_followed_the_last_timed_save(idx_root, tmp_path, monkeypatch):
+    straight = config(idx_root, tmp_path / "straight", save_minutes=0.0)
+    train.run(straight)
+    real_save, saves = checkpoint.save, []
+
+    def save_then_die_after_batch_3(path, network, k, weights, epoch, batch, *args, **kwargs):
+        real_save(path, network, k, weights, epoch, batch, *args, **kwargs)
+        saves.append((epoch, batch))
+        if batch == 3:
+            raise _HardStop
+
+    stopped = config(idx_root, tmp_path / "stopped", save_minutes=1e-9)  # a save after every batch
+    monkeypatch.setattr(checkpoint, "save", save_then_die_after_batch_3)
+    with pytest.raises(_HardStop):
+        train.run(stopped)
+    assert saves == [(0, 1), (0, 2), (0, 3)]  # mid-epoch saves, timed from the run's start
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    train.run(config(idx_root, tmp_path / "stopped", resume=True))
+    a, b = checkpoint.load(straight.checkpoint, MNIST_LENET, 1), checkpoint.load(stopped.checkpoint, MNIST_LENET, 1)
+    assert (b.epoch, b.batch) == (1, 0) and int(b.optimizer[0]) == 6  # batches 4-6 trained once, after the stop
+    assert all(np.array_equal(a[n], b[n]) for n in a)  # the same weights as the run that was never stopped
+
+
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(idx_root, tmp_path, monkeypatch):
     cfg = config(idx_root, tmp_path, epochs=2)
     real_batches = data.train_batches
