@@ -79,7 +79,8 @@ def data_name(path: str | Path, roots: Iterable[str | Path] = ()) -> str:
 
 def recorded_path(path: str | Path) -> str:
     """A path as a record keeps it: one inside the repository relative to it (``MNIST/pretrained/k1.npz``),
-    whatever the working directory; any other as given. Records carry no machine's paths to this repository."""
+    whatever the working directory; one in the home folder from ``~`` (``~/.cache/negspike/...``, where a long
+    run keeps its state); any other as given. Records carry no machine's paths to this repository or home."""
     text = str(path)
     if not Path(text).is_absolute():
         return text
@@ -88,13 +89,16 @@ def recorded_path(path: str | Path) -> str:
             return absolute.relative_to(ROOT).as_posix()
         except ValueError:
             continue
-    return text
+    try:
+        return "~/" + Path(os.path.normpath(text)).relative_to(Path.home()).as_posix()
+    except ValueError:
+        return text
 
 
 def from_record(path: str | Path) -> Path:
     """Where a path :func:`recorded_path` kept is on this machine: a relative one from the working directory
     if it is there, else from the repository."""
-    path = Path(path)
+    path = Path(path).expanduser()
     return path if path.is_absolute() or path.exists() else ROOT / path
 
 

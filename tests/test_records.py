@@ -380,6 +380,16 @@ def test_records_name_paths_inside_the_repository_relative_to_it(monkeypatch):
     assert provenance.from_record("MNIST/pretrained/k1.npz").is_file()
 
 
+def test_records_name_paths_in_the_home_folder_from_the_tilde(monkeypatch, tmp_path):
+    from common import provenance
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # a long run's state outside the work tree (~/.cache/negspike/)
+    state = tmp_path / ".cache" / "negspike" / "cifar10_cnn1" / "k1.npz"
+    assert provenance.recorded_path(state) == "~/.cache/negspike/cifar10_cnn1/k1.npz"
+    assert provenance.from_record("~/.cache/negspike/cifar10_cnn1/k1.npz") == state
+    assert provenance.recorded_path(SHIPPED) == "MNIST/pretrained/k1.npz"  # the repository first, wherever it is
+
+
 @pytest.mark.slow  # a spiking run
 def test_a_spiking_run_records_the_shipped_checkpoint_relative_to_the_repository(tmp_path):
     summary = run_spiking(tmp_path / "k1", num_samples=2, time_steps=2)

@@ -34,31 +34,10 @@ train FashionMNIST/LeNet/Quant_LeNet_FashionMNIST.py 1 100
 train MNIST/FP32_LeNet_MNIST.py fp32 150
 train FashionMNIST/LeNet/FP32_LeNet_FashionMNIST.py fp32 100
 for k in 0 2; do train MNIST/Quant_LeNet_MNIST.py "$k" 150; done
-# CIFAR-10 CNN 1 k=1 at the paper's schedule: Adam at 1e-3 for 100 epochs, then --resume True --learning_rate 0.0001
-# for 100 more (the original README's two commands), float32 with oneDNN (bfloat16 is slower without AMX:
-# benchmarks/train_speed.py). Each call goes on from the resumable state and stops when the session does.
-# Shipped with float16 filters and output weights (31.5 MB as float32). The row shipped before it:
+# CIFAR-10 CNN 1 k=1 at the paper's schedule (Adam at 1e-3 for 100 epochs, then --resume True --learning_rate 0.0001
+# for 100 more): one run resumed across many stops, its state outside the work tree (tools/long_run.py); shipped
+# with float16 filters and output weights once done. The row shipped before it:
 #   EXPORT_FLAGS=--float16 train CIFAR10/CNN_1/Quant_CNN1_CIFAR10.py 1 3 --train_samples 10000
-meta() {  # meta <checkpoint> <field>: a number from the checkpoint's meta/ members
-  python -c "import numpy as np, sys; print(int(np.load(sys.argv[1])['meta/' + sys.argv[2]]))" "$1" "$2"
-}
-cifar_cnn1() {
-  local dir=CIFAR10/CNN_1 ckpt=CIFAR10/CNN_1/pretrained/train/k1.npz
-  if [[ -n ${ONLY:-} && $ONLY != "$dir:1" ]]; then return; fi
-  if [[ ! -f $ckpt ]] && [[ $(meta "$dir/pretrained/k1.npz" epoch) -ge 200 ]]; then return; fi
-  local run=(python "$dir/Quant_CNN1_CIFAR10.py" --k 1 --mode training --seed 0 --checkpoint "$ckpt")
-  if [[ ! -f $ckpt ]]; then
-    "${run[@]}" --resume False --learning_rate 0.001 --epochs 100
-  elif [[ $(meta "$ckpt" target_epoch) -le 100 ]] && [[ $(meta "$ckpt" epoch) -lt 100 || $(meta "$ckpt" batch) -gt 0 ]]
-  then
-    "${run[@]}" --resume True --learning_rate 0.001 --epochs 100  # goes on to its own target, epoch 100
-  fi
-  if [[ $(meta "$ckpt" target_epoch) -le 100 ]]; then  # the first 100 epochs are done: 100 more at 1e-4
-    "${run[@]}" --resume True --learning_rate 0.0001 --epochs 100
-  elif [[ $(meta "$ckpt" epoch) -lt 200 || $(meta "$ckpt" batch) -gt 0 ]]; then
-    "${run[@]}" --resume True --learning_rate 0.0001 --epochs 100  # goes on to epoch 200
-  fi
-  python -m common.checkpoint export "$ckpt" "$dir/pretrained/k1.npz" --float16
-  rm -f "$ckpt" "${ckpt%.npz}.history.json"
-}
-cifar_cnn1
+if [[ -z ${ONLY:-} || $ONLY == CIFAR10/CNN_1:1 ]]; then
+  python tools/long_run.py resume && python tools/long_run.py ship
+fi

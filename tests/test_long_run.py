@@ -1,0 +1,60 @@
+"""tools/long_run.py: the CIFAR-10 CNN 1 schedule resumed across stops, and its published history."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from common import checkpoint, fsutil
+from common.networks import MNIST_LENET
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def long_run():
+    spec = importlib.util.spec_from_file_location("long_run", ROOT / "tools" / "long_run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("position, expected", [
+    (None, (False, 1e-3)),  # a fresh start: 100 epochs at 1e-3
+    ((0, 40, 100), (True, 1e-3)),  # stopped in epoch 1: on to epoch 100 at 1e-3
+    ((57, 0, 100), (True, 1e-3)),
+    ((100, 0, 100), (True, 1e-4)),  # the stage boundary: the original's --resume True --learning_rate 0.0001
+    ((99, 250, 100), (True, 1e-3)),  # every batch of epoch 100 trained, its evaluation pending
+    ((100, 3, 200), (True, 1e-4)),
+    ((150, 0, 200), (True, 1e-4)),
+    ((200, 0, 200), None),  # done
+])
+def test_each_stop_resumes_the_stage_it_stopped_in(long_run, position, expected):
+    stage = long_run.next_stage(long_run.Position(*position) if position else None)
+    assert (stage and (stage.resume, stage.learning_rate)) == expected
+
+
+def test_a_resumed_finished_stage_trains_the_second_stage_to_epoch_200(long_run, tmp_path):
+    cmd = long_run.command(long_run.Stage(True, 1e-4), tmp_path / "k1.npz", "float32")
+    flags = dict(zip(cmd[2::2], cmd[3::2]))
+    assert flags["--resume"] == "True" and flags["--learning_rate"] == "0.0001" and flags["--epochs"] == "100"
+    assert cmd[1] == str(ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py")
+
+
+def test_the_position_is_read_from_a_checkpoint_and_the_history_published_whole(long_run, tmp_path):
+    ckpt = tmp_path / "k1.npz"
+    assert long_run.Position.read(ckpt) is None
+    weights = checkpoint.load(ROOT / "MNIST" / "pretrained" / "k1.npz", MNIST_LENET, 1)
+    history = {"runs": [{"started": "2026-12-06T17:00:00+0000", "cpu": "a CPU", "settings": {"precision": "bfloat16"},
+                         "command": "python3.11 x"}],
+               "epochs": [{"epoch": 1, "run": 0, "seconds": 330.0, "test_acc": 0.45, "train_loss": 1.7}]}
+    checkpoint.save(ckpt, MNIST_LENET, 1, weights, 1, 0, target_epoch=100, history=history)
+    fsutil.write_json(tmp_path / "k1.history.json", history)
+    assert long_run.Position.read(ckpt) == long_run.Position(1, 0, 100)
+    status = long_run.status(ckpt)
+    assert "1 of 200 epochs" in status and "bfloat16" in status and "5.5 min per epoch" in status
+    published = long_run.publish(ckpt, tmp_path / "published.json")
+    assert json.loads(published.read_text()) == history

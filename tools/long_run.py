@@ -1,0 +1,197 @@
+"""CIFAR-10 CNN 1 k=1 at the paper's schedule, as one run resumed across many stops.
+
+    python tools/long_run.py status    # where the run stands: epochs, test accuracy, minutes per epoch, precision
+    nohup python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 &
+    python tools/long_run.py publish   # its history so far -> CIFAR10/CNN_1/pretrained/k1.run.history.json
+    python tools/long_run.py ship      # once done: float16 weights and history -> CIFAR10/CNN_1/pretrained/k1.*
+
+The schedule is the original README's: Adam at 1e-3 for 100 epochs, then ``--resume True --learning_rate
+0.0001`` for 100 more, batch 200, seed 0. The resumable state (weights, BatchNorm statistics, Adam's
+state, position and history) lives outside the work tree, in ``$NEGSPIKE_STATE/cifar10_cnn1/k1.npz``
+(default ``~/.cache/negspike/``), so that a new checkout does not lose it. ``resume`` starts the run, or
+continues it from the batch after its last save, stage after stage, niced (the training script saves
+after every epoch and every ``--save_minutes``); run it first thing whenever work starts. Each resume
+trains in bfloat16 where the CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16: 1.82x float32 on
+an Intel Xeon with AMX, 1.27x on an AMD EPYC with AVX512-BF16; ``benchmarks/train_speed.py --cifar``),
+else in float32 (12x faster than bfloat16 on an AVX2 EPYC); the history records the precision and CPU of
+every resume. Checkpoints stay float32 either way. The training data is found as the script finds it
+(``NEGSPIKE_DATA``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import cpu_flags  # noqa: E402
+from common import fsutil  # noqa: E402
+from common.history import HistoryError, epochs_of, read_beside  # noqa: E402
+
+SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
+SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
+PUBLISHED = SHIPPED.with_name("k1.run.history.json")
+STAGES = ((100, 1e-3), (200, 1e-4))  # (last epoch of the stage, Adam's learning rate): the original README's
+BFLOAT16_UNITS = {"amx_bf16", "avx512_bf16"}
+NICENESS = 10
+
+
+def state_folder() -> Path:
+    """``$NEGSPIKE_STATE/cifar10_cnn1``, by default ``~/.cache/negspike/cifar10_cnn1``."""
+    return Path(os.environ.get("NEGSPIKE_STATE") or Path.home() / ".cache" / "negspike").expanduser() / "cifar10_cnn1"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a checkpoint stands: epochs finished, batches of the next epoch, and the epoch it trains to."""
+
+    epoch: int
+    batch: int
+    target: int
+
+    @property
+    def finished(self) -> bool:
+        return self.batch == 0 and self.epoch >= self.target
+
+    @classmethod
+    def read(cls, checkpoint: Path) -> Position | None:
+        """The position of ``checkpoint`` (``None``: no checkpoint yet), read without TensorFlow."""
+        if not checkpoint.exists():
+            return None
+        with np.load(checkpoint, allow_pickle=False) as f:
+            return cls(*(int(f[f"meta/{name}"]) for name in ("epoch", "batch", "target_epoch")))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One call of the training script: whether it resumes, at which learning rate."""
+
+    resume: bool
+    learning_rate: float
+
+
+def next_stage(position: Position | None) -> Stage | None:
+    """What to run next from ``position``: a fresh start, the stage under way (which goes on to its own
+    target), the next stage of a finished one, or ``None`` when the schedule is done."""
+    if position is None:
+        return Stage(False, STAGES[0][1])
+    for last_epoch, learning_rate in STAGES:
+        if position.target <= last_epoch and not position.finished:
+            return Stage(True, learning_rate)
+        if position.target <= last_epoch:  # this stage is done: the next one trains its epochs more
+            index = STAGES.index((last_epoch, learning_rate)) + 1
+            return Stage(True, STAGES[index][1]) if index < len(STAGES) else None
+    return None
+
+
+def precision() -> str:
+    """bfloat16 where the CPU has bfloat16 units (faster there), float32 elsewhere (where bfloat16 is slower)."""
+    return "bfloat16" if cpu_flags() & BFLOAT16_UNITS else "float32"
+
+
+def command(stage: Stage, checkpoint: Path, arithmetic: str) -> list[str]:
+    epochs = STAGES[0][0] if not stage.resume else STAGES[1][0] - STAGES[0][0]
+    return [sys.executable, str(SCRIPT), "--k", "1", "--mode", "training", "--seed", "0",
+            "--resume", str(stage.resume), "--learning_rate", str(stage.learning_rate), "--epochs", str(epochs),
+            "--precision", arithmetic, "--checkpoint", str(checkpoint)]
+
+
+def resume(checkpoint: Path) -> int:
+    """Run the schedule's stages from where ``checkpoint`` stands, niced; the exit status of the last."""
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    os.nice(NICENESS)
+    child: subprocess.Popen | None = None
+
+    def forward(signum: int, frame: object) -> None:  # a stop reaches the training run, which saves and exits
+        if child is not None:
+            child.send_signal(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, forward)
+    while (stage := next_stage(Position.read(checkpoint))) is not None:
+        cmd = command(stage, checkpoint, precision())
+        print("long run:", " ".join(cmd[1:]), flush=True)
+        child = subprocess.Popen(cmd)
+        status = child.wait()
+        if status != 0:
+            return status
+    print(f"long run: the schedule is done ({STAGES[-1][0]} epochs); python tools/long_run.py publish", flush=True)
+    return 0
+
+
+def read_history(checkpoint: Path) -> dict:
+    """The history beside ``checkpoint``: one line naming what to do if there is none or it is unreadable."""
+    try:
+        history = read_beside(checkpoint)
+    except HistoryError as e:
+        raise SystemExit(f"long_run: {e}") from None
+    if history is None:
+        raise SystemExit(f"long_run: no run at {checkpoint}; start it with: python tools/long_run.py resume")
+    return history
+
+
+def status(checkpoint: Path) -> str:
+    """Epochs done, the last test accuracy, and per resume: its CPU, precision and minutes per epoch."""
+    history = read_history(checkpoint)
+    epochs, runs = epochs_of(history), history["runs"]
+    position = Position.read(checkpoint)
+    lines = [f"{checkpoint}: {len(epochs)} of {STAGES[-1][0]} epochs"
+             + (f", batch {position.batch} of epoch {position.epoch + 1} saved" if position and position.batch else "")]
+    if epochs:
+        last = epochs[-1]
+        lines.append(f"epoch {last['epoch']}: test accuracy {last['test_acc']:.4f} (first 1,000 test images), "
+                     f"train loss {last['train_loss']:.4f}")
+    for index, run in enumerate(runs):
+        mine = [r for r in epochs if r["run"] == index]
+        minutes = sum(r["seconds"] for r in mine) / 60 / len(mine) if mine else float("nan")
+        span = f"epochs {mine[0]['epoch']}-{mine[-1]['epoch']}" if mine else "no epoch finished"
+        lines.append(f"resume {index}: {run['started']}, {run['cpu']}, {run['settings'].get('precision')}, "
+                     f"{span}, {minutes:.1f} min per epoch")
+    return "\n".join(lines)
+
+
+def publish(checkpoint: Path, to: Path = PUBLISHED) -> Path:
+    """Write the run's history so far into the repository (whole or not at all), for the commit of a stop."""
+    fsutil.write_json(to, read_history(checkpoint))
+    return to
+
+
+def ship(checkpoint: Path) -> Path:
+    """Export the finished run as the shipped weights (float16 filters and output weights, no Adam state)
+    with its history beside them; the history of the run under way is then the shipped one."""
+    position = Position.read(checkpoint)
+    if position is None or next_stage(position) is not None:
+        done = position.epoch if position else 0
+        raise SystemExit(f"long_run: the run at {checkpoint} has not finished its {STAGES[-1][0]} epochs ({done} "
+                         f"done); continue it with: python tools/long_run.py resume")
+    subprocess.run([sys.executable, "-m", "common.checkpoint", "export", str(checkpoint), str(SHIPPED), "--float16"],
+                   cwd=ROOT, check=True)
+    PUBLISHED.unlink(missing_ok=True)
+    return SHIPPED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["status", "resume", "publish", "ship"])
+    args = parser.parse_args(argv)
+    checkpoint = state_folder() / "k1.npz"
+    if args.action == "resume":
+        return resume(checkpoint)
+    if args.action == "status":
+        print(status(checkpoint))
+    else:
+        print(f"wrote {publish(checkpoint) if args.action == 'publish' else ship(checkpoint)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
