@@ -1,7 +1,9 @@
 """Checkpoints: one ``.npz`` of named float32 arrays, loadable with ``allow_pickle=False``.
 
 A shipped checkpoint may hold its filters and output weights as float16 (``export --float16``, for
-weights too large to track as float32); loading widens every weight to float32.
+weights too large to track as float32); loading widens every weight to float32. ``export --format
+safetensors`` writes the same weights as a ``.safetensors`` file (the metadata as its string
+metadata, see :data:`SAFETENSORS_FORMAT`), which :func:`load` reads with the same checks.
 
 Keys (docs/reliability.md documents them; the SNN side reads them)::
 
@@ -21,6 +23,8 @@ Keys (docs/reliability.md documents them; the SNN side reads them)::
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import json
 import os
 import zipfile
@@ -39,6 +43,12 @@ if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
 
 FORMAT_VERSION = 1
 FP32_K = -1
+SAFETENSORS_FORMAT = "negspike-checkpoint"  # the ``format`` metadata of an exported .safetensors checkpoint
+SAFETENSORS_SUFFIX = ".safetensors"
+EXPORT_FORMATS = ("npz", "safetensors")
+# metadata keys of a .safetensors checkpoint that hold the .npz's meta/ members (``epochs`` is meta/epoch)
+SAFETENSORS_META = {"meta/network": "network", "meta/k": "k", "meta/epoch": "epochs", "meta/batch": "batch",
+                    "meta/target_epoch": "target_epoch", "meta/history": "history"}
 
 
 class CheckpointError(Exception):
@@ -158,7 +168,61 @@ def _read_members(path: Path, wanted: dict[str, tuple[int, ...] | None], max_ite
     return arrays
 
 
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file does: an 8-byte header length, then a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8
+
+
+def _read_safetensors(path: Path, wanted: dict[str, tuple[int, ...] | None], max_items: int) -> dict[str, np.ndarray]:
+    """:func:`_read_members` of a ``.safetensors`` checkpoint: each tensor's declared shape is checked before
+    its data is read; the metadata strings become the ``meta/`` members an ``.npz`` holds."""
+    from safetensors import safe_open
+
+    arrays: dict[str, np.ndarray] = {}
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != SAFETENSORS_FORMAT:
+            raise CheckpointError(f"{path} is a safetensors file but not a checkpoint of this package (its "
+                                  f"format metadata is {meta.get('format', 'missing')!r:.40}); export one with "
+                                  f"python -m common.checkpoint export --format safetensors")
+        tensors = set(f.keys())
+        for name, shape in wanted.items():
+            if name in SAFETENSORS_META:
+                value = meta.get(SAFETENSORS_META[name])
+                if value is not None:
+                    if name == "meta/history" and len(value) * 4 > MAX_HISTORY_BYTES:
+                        raise CheckpointError(f"checkpoint {path}: '{name}' is too large")
+                    is_int = name not in ("meta/network", "meta/history") and value.lstrip("-").isdigit()
+                    arrays[name] = np.array(int(value) if is_int and len(value) < 20 else value)
+                continue
+            if name not in tensors:
+                continue
+            declared = tuple(f.get_slice(name).get_shape())
+            if (shape is not None and declared != shape) or int(np.prod(declared, dtype=object)) > max_items:
+                raise CheckpointError(f"checkpoint {path}: '{name}' has shape {declared}"
+                                      + (f", expected {shape}" if shape is not None else ", too large")
+                                      + "; it is not a checkpoint of this network")
+            arrays[name] = f.get_tensor(name)
+    return arrays
+
+
 def _read_checked(path: Path, wanted: dict[str, tuple[int, ...] | None], max_items: int) -> dict[str, np.ndarray]:
+    if is_safetensors(path):
+        from safetensors import SafetensorError
+
+        try:
+            return _read_safetensors(path, wanted, max_items)
+        except CheckpointError:
+            raise
+        except (SafetensorError, ValueError, OSError, TypeError) as e:  # TypeError: a dtype NumPy lacks (bfloat16)
+            raise CheckpointError(f"checkpoint {path} is not a valid .safetensors file ({str(e)[:200]}); it may "
+                                  f"be truncated") from None
     try:
         return _read_members(path, wanted, max_items)
     except CheckpointError:
@@ -180,6 +244,7 @@ def _meta_int(arrays: dict, name: str, default: int, low: int, high: int, path: 
 def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     """Read and validate a checkpoint for ``network`` at level ``k``; never unpickles.
 
+    Reads ``.npz`` checkpoints and ``.safetensors`` exports alike (told apart by their content).
     Only the expected members are read, each after its declared shape has been checked, so a
     crafted file cannot make it allocate more than the network's own size. Weights must be finite
     as float32 and variances non-negative: anything else cannot be a trained network.
@@ -190,7 +255,7 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train first (--mode training) "
                               f"or pass --checkpoint")
-    if not zipfile.is_zipfile(path):  # np.load would take any other file for a pickle
+    if not zipfile.is_zipfile(path) and not is_safetensors(path):  # np.load would take any other file for a pickle
         raise CheckpointError(f"checkpoint {path} is not a valid .npz file (not a zip archive); "
                               f"it may be truncated or not a checkpoint")
     shapes = expected_shapes(network)
@@ -314,17 +379,28 @@ def assign(model: tl.models.Model, weights: dict[str, np.ndarray]) -> None:
 FLOAT16_SIGNIFICANT = 1e-4  # relative to a layer's largest weight: smaller ones may underflow to 0 in float16
 
 
-def export(src: str | Path, dst: str | Path, float16: bool = False) -> None:
+def export(src: str | Path, dst: str | Path, float16: bool = False, file_format: str | None = None) -> None:
     """Copy a checkpoint without its optimizer state (for shipping: a third of the size), with its
     training history beside it; ``float16`` also rounds the filters and output weights to half
     precision (half the size again), keeping the small BatchNorm statistics in float32.
+
+    Args:
+        src: a checkpoint, ``.npz`` or ``.safetensors``.
+        dst: the file to write (whole or not at all).
+        float16: store filters and output weights as float16.
+        file_format: ``"npz"`` or ``"safetensors"``; ``None``: ``safetensors`` if ``dst`` ends in
+            ``.safetensors``, else ``npz``. A safetensors export holds the weights as tensors and the
+            metadata as strings (:func:`safetensors_metadata`).
 
     The source is read by :func:`load`, with all its checks (a checkpoint of a known network, finite
     weights, declared shapes checked before anything is decompressed). Weights that float16 would
     turn into infinities or zeros are refused, naming the member.
     """
     src, dst = Path(src), Path(dst)
-    network, k = _identify(src)
+    file_format = file_format or ("safetensors" if dst.suffix == SAFETENSORS_SUFFIX else "npz")
+    if file_format not in EXPORT_FORMATS:
+        raise CheckpointError(f"--format {file_format}: expected one of {', '.join(EXPORT_FORMATS)}")
+    network, k = identify(src)
     ckpt = load(src, network, k)
     weights = dict(ckpt)
     if float16:
@@ -343,18 +419,69 @@ def export(src: str | Path, dst: str | Path, float16: bool = False) -> None:
             weights[name] = half
     history = training_history.path_of(src)
     history_text = history.read_text() if history.is_file() else None  # read first: dst may be src
-    _write(dst, _arrays(dst, network, k, weights, ckpt.epoch, ckpt.batch, ckpt.target_epoch, ckpt.history))
+    arrays = _arrays(dst, network, k, weights, ckpt.epoch, ckpt.batch, ckpt.target_epoch, ckpt.history)
+    if file_format == "safetensors":
+        _write_safetensors(dst, weights, safetensors_metadata(src, arrays))
+    else:
+        _write(dst, arrays)
     if history_text is not None:
         with atomic_write(training_history.path_of(dst)) as out:
             out.write(history_text)
 
 
-def _identify(path: Path) -> tuple[Network, int | None]:
-    """The network and k a checkpoint says it holds, read from its metadata alone."""
+def package_version() -> str:
+    """This package's version, as installed (``unknown`` when it runs from a checkout that is not installed)."""
+    try:
+        return importlib.metadata.version("negspike")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, in hexadecimal."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def safetensors_metadata(src: Path, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """The string metadata of a safetensors export of ``src`` (whose checked members are ``arrays``).
+
+    ``network``, ``k`` (-1: FP32), ``epochs`` (completed), ``batch``, ``target_epoch``; ``precision``:
+    what training computed in (``float32``, or ``bfloat16`` with ``--precision``); ``weights_dtype``: how
+    filters and output weights are stored; ``package``, ``package_version``, ``source_sha256`` (of
+    ``src``) and ``history`` (the training history, JSON), as :func:`load` reads them back."""
+    history = json.loads(str(arrays["meta/history"])) if "meta/history" in arrays else None
+    precisions = sorted({run.get("settings", {}).get("precision", "float32")
+                         for run in (history or {}).get("runs", [])} or {"float32"})
+    meta = {"format": SAFETENSORS_FORMAT, "format_version": str(FORMAT_VERSION),
+            "precision": "+".join(precisions), "weights_dtype": str(arrays[f"{OUTPUT_NAME}/weights"].dtype),
+            "package": "negspike", "package_version": package_version(), "source_sha256": sha256_of(src)}
+    meta.update({key: str(arrays[name]) for name, key in SAFETENSORS_META.items() if name in arrays})
+    return meta
+
+
+def _write_safetensors(path: Path, weights: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    from safetensors.numpy import save
+
+    data = save({name: np.ascontiguousarray(value) for name, value in weights.items()}, metadata=metadata)
+    try:
+        with atomic_write(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path} ({e.strerror}); the previous one, if any, is kept whole; "
+                              f"free some space or name another file") from None
+
+
+def identify(path: str | Path) -> tuple[Network, int | None]:
+    """The network and k a checkpoint (``.npz`` or ``.safetensors``) says it holds, read from its metadata."""
     from common.networks import NETWORKS
 
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        what = "does not exist" if not path.exists() else "is not a checkpoint (not a zip archive)"
+    path = Path(path)
+    if not path.is_file() or not (zipfile.is_zipfile(path) or is_safetensors(path)):
+        what = "does not exist" if not path.exists() else "is not a checkpoint (neither .npz nor .safetensors)"
         raise CheckpointError(f"{path} {what}")
     meta = _read_checked(path, {"meta/network": (), "meta/k": ()}, 1024)
     name = meta.get("meta/network")
@@ -375,8 +502,11 @@ if __name__ == "__main__":
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     parser.add_argument("--float16", action="store_true", help="store filters and output weights as float16")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                        help="npz (this package's checkpoint) or safetensors (weights as tensors, the metadata as "
+                             "strings); default: safetensors if DST ends in .safetensors, else npz")
     args = parser.parse_args()
     try:
-        export(args.src, args.dst, float16=args.float16)
+        export(args.src, args.dst, float16=args.float16, file_format=args.format)
     except (CheckpointError, OSError, ValueError, zipfile.BadZipFile) as e:
         parser.exit(1, f"error: cannot export {args.src} to {args.dst}: {getattr(e, 'strerror', None) or e}\n")

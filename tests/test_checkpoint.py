@@ -296,3 +296,84 @@ def test_float16_export_lets_only_negligible_weights_underflow(tmp_path, rng):
     checkpoint.save(tmp_path / "k1.npz", MLP, 1, weights, epoch=1)
     checkpoint.export(tmp_path / "k1.npz", tmp_path / "half.npz", float16=True)
     assert checkpoint.load(tmp_path / "half.npz", MLP, 1)["conv1/filters"].flat[0] == 0
+
+
+# ---------------------------------------------------------------------------- safetensors export
+
+
+@pytest.mark.parametrize("shipped", ["MNIST/pretrained/k1.npz", "CIFAR10/CNN_1/pretrained/k1.npz"])
+def test_a_shipped_checkpoint_round_trips_through_safetensors_with_identical_arrays(shipped, tmp_path):
+    from safetensors import safe_open
+
+    from conftest import ROOT
+
+    src = ROOT / shipped
+    network, k = checkpoint.identify(src)
+    original = checkpoint.load(src, network, k)
+    checkpoint.export(src, tmp_path / "k.safetensors")
+    exported = checkpoint.load(tmp_path / "k.safetensors", network, k)
+    checkpoint.export(tmp_path / "k.safetensors", tmp_path / "back.npz")  # and back to this package's format
+    back = checkpoint.load(tmp_path / "back.npz", network, k)
+    for ckpt in (exported, back):
+        assert set(ckpt) == set(original)
+        for name in original:
+            assert ckpt[name].dtype == original[name].dtype
+            np.testing.assert_array_equal(ckpt[name], original[name])
+        assert (ckpt.epoch, ckpt.batch, ckpt.target_epoch) == (original.epoch, original.batch, original.target_epoch)
+        assert ckpt.history == original.history
+    with safe_open(tmp_path / "k.safetensors", framework="numpy") as f:
+        meta = f.metadata()
+    assert meta["network"] == network.name and meta["k"] == str(k) and meta["epochs"] == str(original.epoch)
+    assert meta["source_sha256"] == checkpoint.sha256_of(src) and meta["package_version"] == checkpoint.package_version()
+    assert meta["precision"] in ("float32", "bfloat16") and meta["weights_dtype"] == "float32"
+
+
+def test_safetensors_export_keeps_float16_and_is_named_by_flag_or_suffix(saved, tmp_path):
+    from safetensors.numpy import load_file
+
+    path, weights = saved
+    checkpoint.export(path, tmp_path / "half.bin", float16=True, file_format="safetensors")
+    assert checkpoint.is_safetensors(tmp_path / "half.bin")
+    assert load_file(tmp_path / "half.bin")["conv1/filters"].dtype == np.float16  # any safetensors reader
+    ckpt = checkpoint.load(tmp_path / "half.bin", MLP, 1)
+    assert ckpt["conv1/filters"].dtype == np.float32 and ckpt.optimizer == []
+    np.testing.assert_array_equal(ckpt["bn1/gamma"], weights["bn1/gamma"])
+    with pytest.raises(checkpoint.CheckpointError, match="--format zip: expected one of npz, safetensors"):
+        checkpoint.export(path, tmp_path / "x.zip", file_format="zip")
+
+
+def _safetensors(path, tensors, **metadata):
+    from safetensors.numpy import save_file
+
+    meta = {"format": checkpoint.SAFETENSORS_FORMAT, "network": "fashion_mlp", "k": "1", **metadata}
+    save_file(tensors, path, metadata={key: value for key, value in meta.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"k": "2"}, "trained with k=2, not k=1"),
+    ({"network": "mnist_lenet"}, "for network 'mnist_lenet', not 'fashion_mlp'"),
+    ({"format": None}, "not a checkpoint of this package (its format metadata is 'missing')"),
+    ({"epochs": "many"}, "'meta/epoch' must be an integer"),
+    ({"conv1/filters": np.ones((4, 4), np.float32)}, "'conv1/filters' has shape (4, 4), expected (28, 28, 1, 400)"),
+    ({"bn1/gamma": np.full(400, np.nan, np.float32)}, "'bn1/gamma' holds NaN"),
+    ({"bn2/moving_var": None}, "lacks the array 'bn2/moving_var'"),
+    ({"output/weights": np.ones((400, 10), np.int32)}, "'output/weights' has dtype int32, expected a float"),
+])
+def test_safetensors_is_read_with_the_checks_of_npz(saved, tmp_path, change, message):
+    path, weights = saved
+    tensors = {name: value for name, value in {**weights, **change}.items()
+               if name in weights and value is not None}
+    meta = {key: value for key, value in change.items() if key not in weights}
+    st = _safetensors(tmp_path / "x.safetensors", tensors, **meta)
+    with pytest.raises(checkpoint.CheckpointError, match=re_escape(message)):
+        checkpoint.load(st, MLP, 1)
+
+
+def test_a_truncated_safetensors_file_is_one_error(saved, tmp_path):
+    path, _ = saved
+    checkpoint.export(path, tmp_path / "k1.safetensors")
+    data = (tmp_path / "k1.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="not a valid .safetensors file"):
+        checkpoint.load(tmp_path / "cut.safetensors", MLP, 1)
