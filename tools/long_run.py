@@ -148,7 +148,7 @@ def status(checkpoint: Path) -> str:
              + (f", batch {position.batch} of epoch {position.epoch + 1} saved" if position and position.batch else "")]
     if epochs:
         last = epochs[-1]
-        lines.append(f"epoch {last['epoch']}: test accuracy {last['test_acc']:.4f} (first 1,000 test images), "
+        lines.append(f"epoch {last['epoch']}: test accuracy {last['test_acc']:.4f}, "
                      f"train loss {last['train_loss']:.4f}")
     for index, run in enumerate(runs):
         mine = [r for r in epochs if r["run"] == index]
