@@ -8,12 +8,19 @@ the neuron's settled net spike count ``round(relu(v) + 1e-5)`` is the ANN's quan
 activation times ``2^k``. Negative gamma gives a negative scale (the neuron is driven
 down by excitatory input) and zero gamma a zero scale (a constant potential); the
 original's ``threshold = sqrt(var + eps) / gamma`` silently assumed gamma > 0.
+
+``python -m common.convert export CHECKPOINT DST`` writes the converted network as a safetensors file
+(:func:`export_snn`, docs/interop.md), which ``examples/numpy_snn`` simulates with NumPy alone.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from common import neurons
 from common.checkpoint import CheckpointError
 from common.exact import BN_EPSILON, inverse_sqrt
 from common.networks import OUTPUT_NAME, Network, layer_names
@@ -48,3 +55,105 @@ def convert(network: Network, k: int, weights: dict[str, np.ndarray]) -> Spiking
         layers.append(SpikingLayer(conv, np.asarray(weights[f"{conv_name}/filters"], np.float32), scale, bias,
                                    stats))
     return SpikingNetwork(network, k, layers, np.asarray(weights[f"{OUTPUT_NAME}/weights"], np.float32))
+
+
+# ---------------------------------------------------------------------------- the converted network as a file
+
+SNN_FORMAT = "negspike-snn"  # the ``format`` metadata of an exported converted network
+SNN_FORMAT_VERSION = 1
+LEVEL_RULE = "round(max(fl32(fl32(z) * scale) + bias, 0) + 1e-5), z exact then rounded to float64 (docs/interop.md)"
+
+
+def spike_range(rule: str) -> tuple[int, int]:
+    """The smallest and largest spike of a level rule, read off its own ``step`` (-1..1 for ``lossless``)."""
+    kind = neurons.rule(rule)
+    if not issubclass(kind, neurons.LevelRule):
+        raise ValueError(f"--neuron_rule {rule}: only level rules ({', '.join(level_rules())}) can be exported; "
+                         f"the '{rule}' rule keeps a float64 membrane that the file does not describe")
+    spike, _ = kind.step(np.array([-9.0, 9.0], np.float32), np.zeros(2, np.float32))
+    return int(spike.min()), int(spike.max())
+
+
+def level_rules() -> list[str]:
+    return [name for name, kind in neurons.RULES.items() if issubclass(kind, neurons.LevelRule)]
+
+
+def describe(sn: SpikingNetwork, rule: str = neurons.DEFAULT_RULE) -> dict:
+    """The JSON description of a converted network's layers, as :func:`export_snn` writes it (docs/interop.md)."""
+    low, high = spike_range(rule)
+    shapes = sn.network.shapes()
+    layers = []
+    for i, (layer, shape_in, shape_out) in enumerate(zip(sn.layers, shapes, shapes[1:]), start=1):
+        conv = layer.conv
+        layers.append({"name": layer_names(i)[0], "type": "conv", "filters": conv.filters, "kernel": conv.kernel,
+                       "stride": conv.stride, "padding": conv.padding,
+                       "pads": [list(conv.pads(shape_in[0])), list(conv.pads(shape_in[1]))],
+                       "input_shape": list(shape_in), "output_shape": list(shape_out)})
+    return {"network": sn.network.name, "dataset": sn.network.dataset, "k": sn.k,
+            "input": {"shape": list(sn.network.input_shape), "layout": "NHWC", "times": 2 ** sn.k,
+                      "schedule": "the image times `times` at step 1, zeros after"},
+            "layers": layers,
+            "output": {"name": OUTPUT_NAME, "type": "dense", "features": sn.network.flat_features,
+                       "classes": sn.network.classes, "flatten": "NHWC",
+                       "rule": "argmax of fl32(counts @ weights), the exact product rounded to float64"},
+            "neuron": {"rule": rule, "spike_min": low, "spike_max": high, "level": LEVEL_RULE,
+                       "spike": f"clip(level - count, {low}, {high}), each step, layer by layer"}}
+
+
+def export_snn(sn: SpikingNetwork, path: str | Path, rule: str = neurons.DEFAULT_RULE,
+               source: str | Path | None = None) -> None:
+    """Write a converted network as one safetensors file, whole or not at all.
+
+    Tensors ``conv<i>/kernel`` (kh, kw, c_in, c_out), ``conv<i>/scale`` (1 / threshold) and ``conv<i>/bias``
+    (the initial potential, in thresholds) per hidden layer, and ``output/weights`` (features, classes);
+    metadata ``format``, ``format_version``, ``description`` (:func:`describe`, JSON), ``package_version``
+    and, with ``source``, the checkpoint's ``source_sha256``.
+    """
+    from safetensors.numpy import save
+
+    from common.checkpoint import package_version, sha256_of
+    from common.fsutil import atomic_write
+
+    tensors = {}
+    for i, layer in enumerate(sn.layers, start=1):
+        name = layer_names(i)[0]
+        tensors.update({f"{name}/kernel": layer.kernel, f"{name}/scale": layer.scale, f"{name}/bias": layer.bias})
+    tensors[f"{OUTPUT_NAME}/weights"] = sn.output_weights
+    metadata = {"format": SNN_FORMAT, "format_version": str(SNN_FORMAT_VERSION),
+                "description": json.dumps(describe(sn, rule)), "package_version": package_version()}
+    if source is not None:
+        metadata["source_sha256"] = sha256_of(source)
+    data = save({name: np.ascontiguousarray(value, np.float32) for name, value in tensors.items()}, metadata=metadata)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m common.convert export CHECKPOINT DST [--neuron_rule R]``: convert and write the network."""
+    import argparse
+
+    from common import checkpoint
+
+    parser = argparse.ArgumentParser(
+        prog="python -m common.convert",
+        description="Convert a quantized checkpoint and write the spiking network as a safetensors file (the folded "
+                    "thresholds and biases, the weights, the layers as JSON: docs/interop.md).")
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("checkpoint", type=Path, help="a quantized checkpoint, .npz or .safetensors")
+    parser.add_argument("dst", type=Path, help="the file to write, e.g. mnist_k1_snn.safetensors")
+    parser.add_argument("--neuron_rule", default=neurons.DEFAULT_RULE, choices=level_rules(),
+                        help="the level rule the file names (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        network, k = checkpoint.identify(args.checkpoint)
+        if k is None:
+            raise CheckpointError(f"{args.checkpoint} is an FP32 checkpoint; convert a quantized one (k >= 0)")
+        sn = convert(network, k, checkpoint.load(args.checkpoint, network, k))
+        export_snn(sn, args.dst, args.neuron_rule, source=args.checkpoint)
+    except (CheckpointError, OSError, ValueError) as e:
+        parser.exit(1, f"error: cannot export {args.checkpoint} to {args.dst}: {getattr(e, 'strerror', None) or e}\n")
+    print(f"{args.dst}: {network.name} k={k}, {len(sn.layers)} spiking layers, neuron rule {args.neuron_rule}")
+
+
+if __name__ == "__main__":
+    main()
