@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from common import checkpoint, fsutil
@@ -58,3 +59,25 @@ def test_the_position_is_read_from_a_checkpoint_and_the_history_published_whole(
     assert "1 of 200 epochs" in status and "bfloat16" in status and "5.5 min per epoch" in status
     published = long_run.publish(ckpt, tmp_path / "published.json")
     assert json.loads(published.read_text()) == history
+
+
+def test_the_insurance_restores_the_state_bit_for_bit_and_never_over_one(long_run, tmp_path):
+    ckpt, copy = tmp_path / "state" / "k1.npz", tmp_path / "insurance" / "k1.epoch100.npz.xz"
+    weights = checkpoint.load(ROOT / "MNIST" / "pretrained" / "k1.npz", MNIST_LENET, 1)
+    history = {"runs": [], "epochs": []}
+    adam = [np.array(25_000, np.int64), *(np.random.default_rng(0).normal(size=w.shape).astype(np.float32)
+                                          for w in weights.values())]
+    checkpoint.save(ckpt, MNIST_LENET, 1, weights, 99, 0, adam, target_epoch=100, history=history)
+    with pytest.raises(SystemExit, match="end of epoch 100"):
+        long_run.insure(ckpt, copy)
+    checkpoint.save(ckpt, MNIST_LENET, 1, weights, 100, 0, adam, target_epoch=100, history=history)
+    long_run.insure(ckpt, copy)
+    assert copy.stat().st_size < ckpt.stat().st_size
+    with pytest.raises(SystemExit, match="exists"):
+        long_run.restore(ckpt, copy)
+    restored = tmp_path / "restored" / "k1.npz"
+    long_run.restore(restored, copy)
+    with np.load(ckpt) as a, np.load(restored) as b:
+        assert a.files == b.files
+        assert all(a[n].dtype == b[n].dtype and np.array_equal(a[n], b[n]) for n in a.files)
+    assert json.loads((restored.parent / "k1.history.json").read_text()) == history

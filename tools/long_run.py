@@ -3,6 +3,8 @@
     python tools/long_run.py status    # where the run stands: epochs, test accuracy, minutes per epoch, precision
     nohup python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 &
     python tools/long_run.py publish   # its history so far -> CIFAR10/CNN_1/pretrained/k1.run.history.json
+    python tools/long_run.py insure    # at epoch 100 only: the resumable state, lossless, into the repository
+    python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy
     python tools/long_run.py ship      # once done: float16 weights and history -> CIFAR10/CNN_1/pretrained/k1.*
 
 The schedule is the original README's: Adam at 1e-3 for 100 epochs, then ``--resume True --learning_rate
@@ -21,6 +23,9 @@ every resume. Checkpoints stay float32 either way. The training data is found as
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import lzma
 import os
 import signal
 import subprocess
@@ -35,11 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.timing import cpu_flags  # noqa: E402
 from common import fsutil  # noqa: E402
-from common.history import HistoryError, epochs_of, read_beside  # noqa: E402
+from common.history import HistoryError, epochs_of, path_of as history_path, read_beside  # noqa: E402
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
 PUBLISHED = SHIPPED.with_name("k1.run.history.json")
+INSURANCE = ROOT / "CIFAR10" / "CNN_1" / "insurance" / "k1.epoch100.npz.xz"
+SHUFFLED = "byte_planes/"  # a float32 array stored as its 4 byte planes, which LZMA compresses far better
 STAGES = ((100, 1e-3), (200, 1e-4))  # (last epoch of the stage, Adam's learning rate): the original README's
 BFLOAT16_UNITS = {"amx_bf16", "avx512_bf16"}
 NICENESS = 10
@@ -179,9 +186,52 @@ def ship(checkpoint: Path) -> Path:
     return SHIPPED
 
 
+def insure(checkpoint: Path, to: Path = INSURANCE) -> Path:
+    """Copy the resumable state at the stage boundary (epoch 100, where the original restarts) into the
+    repository, once, losslessly and compactly: each float32 array as its byte planes, the whole .npz
+    compressed with LZMA (94 MB of weights and Adam's state -> about 78 MB). Training from it is unchanged."""
+    position = Position.read(checkpoint)
+    if position != Position(STAGES[0][0], 0, STAGES[0][0]):
+        raise SystemExit(f"long_run: the insurance is the state at the end of epoch {STAGES[0][0]}; {checkpoint} "
+                         f"stands at {position}")
+    with np.load(checkpoint, allow_pickle=False) as f:
+        packed = {(SHUFFLED + name if f[name].dtype == np.float32 else name): _planes(f[name]) for name in f.files}
+    buffer = io.BytesIO()
+    np.savez(buffer, **packed)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    with fsutil.atomic_write(to, "wb") as out:
+        out.write(lzma.compress(buffer.getvalue(), preset=6))
+    return to
+
+
+def restore(checkpoint: Path, source: Path = INSURANCE) -> Path:
+    """Write the checkpoint :func:`insure` copied back where the run keeps its state; never over a state."""
+    if checkpoint.exists():
+        raise SystemExit(f"long_run: {checkpoint} exists; move it aside first if it is really lost or damaged")
+    with np.load(io.BytesIO(lzma.decompress(source.read_bytes())), allow_pickle=False) as f:
+        arrays = {name.removeprefix(SHUFFLED): _unplanes(f[name]) if name.startswith(SHUFFLED) else f[name]
+                  for name in f.files}
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    with fsutil.atomic_write(checkpoint, "wb") as out:
+        np.savez(out, **arrays)
+    fsutil.write_json(history_path(checkpoint), json.loads(str(arrays["meta/history"])))
+    return checkpoint
+
+
+def _planes(array: np.ndarray) -> np.ndarray:
+    """A float32 array's bytes regrouped by position (all first bytes, then all second, ...), shape (4, *shape)."""
+    if array.dtype != np.float32:
+        return array
+    return np.ascontiguousarray(array).view(np.uint8).reshape(-1, 4).T.reshape(4, *array.shape)
+
+
+def _unplanes(planes: np.ndarray) -> np.ndarray:
+    return planes.reshape(4, -1).T.copy().view(np.float32).reshape(planes.shape[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["status", "resume", "publish", "ship"])
+    parser.add_argument("action", choices=["status", "resume", "publish", "insure", "restore", "ship"])
     args = parser.parse_args(argv)
     checkpoint = state_folder() / "k1.npz"
     if args.action == "resume":
@@ -189,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "status":
         print(status(checkpoint))
     else:
-        print(f"wrote {publish(checkpoint) if args.action == 'publish' else ship(checkpoint)}")
+        write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
+        print(f"wrote {write(checkpoint)}")
     return 0
 
 
