@@ -9,10 +9,13 @@ All three run the shipped MNIST LeNet k=1 (``MNIST/pretrained/k1.npz``) converte
 
 1. **Ours**: :class:`common.snn.FastSimulator`, with early exit (a sample stops once no layer spikes)
    and with every step simulated. Exact: its predictions are the quantized ANN's.
-2. **SpikingJelly 2.0** (PyTorch, CPU): a multi-step network of ``layer.Conv2d`` and ``neuron.IFNode``
-   (threshold 1, reset by subtraction) on the same weights, each kernel multiplied by its layer's
-   ``scale`` so that the threshold is 1. Its neurons have no negative spikes, so its accuracy is
-   lower: an IF neuron cannot take back a spike that later inhibitory input would have cancelled.
+2. **SpikingJelly 2.0** (PyTorch, CPU): the multi-step network of ``examples/spikingjelly/`` with SpikingJelly's
+   ``neuron.IFNode`` (threshold 1, reset by subtraction) on the same weights, built from the converted network's
+   file (``python -m common.convert export``). Its neurons have no negative spikes, so its accuracy is
+   lower: an IF neuron cannot take back a spike that later inhibitory input would have cancelled. It runs in a
+   process of its own (``benchmarks/spikingjelly_peer.py``): TensorFlow and PyTorch crash when loaded into one
+   process, and each framework is then timed without the other's threads beside it; the two exchange files of
+   plain arrays.
 3. **The original code's NumPy simulator** (``MNIST/spiking_ulils.py`` of
    github.com/edwardzcl/Spiking_Networks_with_Negative_Spike_Dynamics), imported from
    ``--original_repo`` at run time and built as its ``MNIST/Spiking_LeNet_MNIST.py`` builds ``MyNet``.
@@ -31,20 +34,19 @@ no other repeat says that its wall time is invalid (CPU time is unaffected). The
 SpikingJelly and PyTorch are optional (without them that column is skipped with a note)::
 
     pip install -e '.[bench]'
-    pip install torch==2.13.0 spikingjelly      # on machines with a local torch wheel
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,9 +62,6 @@ from common.networks import MNIST_LENET
 from common.snn import FastSimulator
 from common.spiking_network import SpikingNetwork
 from benchmarks.timing import Resumes, cpu_model, median_times, stopped_note
-
-if TYPE_CHECKING:
-    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_MODULE = Path("MNIST") / "spiking_ulils.py"  # the original's simulator, inside its repository
@@ -110,77 +109,33 @@ def ours_predictions(simulator: FastSimulator, x: np.ndarray, time_steps: int) -
 
 
 def spikingjelly_missing() -> str | None:
-    """Why SpikingJelly cannot run here, or None if it can."""
+    """Why SpikingJelly cannot run here, or None if it can (looked up without importing PyTorch)."""
     for package in ("torch", "spikingjelly"):
         if importlib.util.find_spec(package) is None:
             return f"{package} is not installed (pip install -e '.[bench]')"
-    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)  # "Triton not available": no GPU here
     return None
 
 
-def spikingjelly_network(sn: SpikingNetwork) -> torch.nn.Sequential:
-    """A multi-step SpikingJelly network of sign-less IF neurons on the weights of ``sn``.
-
-    One block per hidden layer: zero padding as TensorFlow pads, ``layer.Conv2d`` with the kernel
-    times ``scale`` (so that the threshold is 1), the initial potential, and ``neuron.IFNode`` with
-    reset by subtraction. Then the output layer, whose outputs summed over time are the output
-    potentials. Input and output are ``(T, B, ...)`` sequences, channels first.
-
-    The initial potential is our folded ``bias`` plus 0.5, injected as an input current at t=0:
-    a neuron whose potential reaches ``v`` then fires ``floor(v + 0.5)`` spikes, our
-    ``round(relu(v))``, as long as its input only grows. This is our choice of a reasonable sign-less
-    conversion, not SpikingJelly's: it has no BatchNorm folding of its own for IF neurons.
-    """
-    import torch
-    from spikingjelly.activation_based import layer, neuron
-
-    class InitialPotential(torch.nn.Module):
-        """Adds a per-channel potential to the input current of the first step."""
-
-        def __init__(self, offset: np.ndarray):
-            super().__init__()
-            self.register_buffer("offset", torch.from_numpy(np.asarray(offset, np.float32))[:, None, None])
-
-        def forward(self, current: torch.Tensor) -> torch.Tensor:
-            current[0] += self.offset  # the convolution's fresh output: safe to change in place
-            return current
-
-    blocks = []
-    size = sn.network.input_shape[0]
-    for spiking in sn.layers:
-        conv = spiking.conv
-        (top, bottom), (left, right) = conv.pads(size), conv.pads(size)
-        c_in, c_out = spiking.kernel.shape[2], spiking.kernel.shape[3]
-        synapses = layer.Conv2d(c_in, c_out, conv.kernel, conv.stride, bias=False, step_mode="m")
-        with torch.no_grad():  # TensorFlow's (kh, kw, in, out) to PyTorch's (out, in, kh, kw)
-            kernel = spiking.kernel.transpose(3, 2, 0, 1) * spiking.scale[:, None, None, None]
-            synapses.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel, np.float32)))
-        pad = [layer.SeqToANNContainer(torch.nn.ZeroPad2d((left, right, top, bottom)))] if top + bottom else []
-        blocks.append(torch.nn.Sequential(*pad, synapses, InitialPotential(spiking.bias + np.float32(0.5)),
-                                          neuron.IFNode(v_threshold=1.0, v_reset=None, step_mode="m")))
-        size = conv.output_size(size)
-    # our output weights read features in TensorFlow's (h, w, c) order; SpikingJelly flattens (c, h, w)
-    h, w, c = sn.network.shapes()[-1]
-    classes = sn.network.classes
-    weights = sn.output_weights.reshape(h, w, c, classes).transpose(2, 0, 1, 3).reshape(-1, classes)
-    readout = layer.Linear(c * h * w, classes, bias=False, step_mode="m")
-    with torch.no_grad():
-        readout.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights.T, np.float32)))
-    return torch.nn.Sequential(*blocks, layer.Flatten(step_mode="m"), readout).eval()
+PEER = ROOT / "benchmarks" / "spikingjelly_peer.py"
 
 
-def spikingjelly_predictions(net: torch.nn.Sequential, x: np.ndarray, time_steps: int) -> np.ndarray:
-    """Predictions after ``time_steps`` steps for NHWC inputs ``x`` (already times ``2^k``): the argmax
-    of the output accumulated over the steps. Resets the network first."""
-    import torch
-    from spikingjelly.activation_based import functional
-
-    functional.reset_net(net)
-    with torch.no_grad():
-        image = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
-        sequence = torch.zeros((time_steps, *image.shape))
-        sequence[0] = image  # our schedule: the image at t=0, nothing after
-        return net(sequence).sum(0).argmax(1).numpy()
+def spikingjelly_in_its_own_process(sn: SpikingNetwork, x: np.ndarray, time_steps: int, batch: int,
+                                    repeats: int) -> tuple[float, float, np.ndarray, int, int]:
+    """SpikingJelly's IF network on the weights of ``sn``, run and timed by ``benchmarks/spikingjelly_peer.py`` in
+    a process of its own: ``(wall, cpu, predictions, stopped repeats, PyTorch threads)`` for NHWC images ``x``
+    (not yet times ``2^k``). The network goes as the exported file, the images and results as ``.npy``/``.npz``."""
+    with tempfile.TemporaryDirectory(prefix="negspike-peer-") as folder:
+        folder = Path(folder)
+        convert.export_snn(sn, folder / "snn.safetensors")
+        np.save(folder / "images.npy", np.ascontiguousarray(x, np.float32))
+        done = subprocess.run([sys.executable, str(PEER), str(folder / "snn.safetensors"), str(folder / "images.npy"),
+                               str(folder / "out.npz"), "--time_steps", str(time_steps), "--batch_size", str(batch),
+                               "--repeats", str(repeats)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{PEER.name} exited with {done.returncode}: {done.stderr.strip()[-600:]}")
+        with np.load(folder / "out.npz", allow_pickle=False) as out:
+            return (float(out["wall"]), float(out["cpu"]), out["predictions"], int(out["stopped"]),
+                    int(out["threads"]))
 
 
 # ---------------------------------------------------------------------------- the original code
@@ -277,14 +232,10 @@ def main(argv: list[str]) -> None:
         except (FileNotFoundError, ValueError) as e:
             cli.fail(str(e))
     sj_missing = spikingjelly_missing()
-    if not sj_missing:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
     intra = tf.config.threading.get_intra_op_parallelism_threads()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, {len(os.sched_getaffinity(0))} usable")
     print(f"threads: TensorFlow intra-op {intra or 'default (all)'}, PyTorch "
-          f"{'-' if sj_missing else torch.get_num_threads()}, NumPy BLAS {blas_threads()}")
+          f"{'-' if sj_missing else os.cpu_count() or 1} (in its own process), NumPy BLAS {blas_threads()}")
     print(f"MNIST LeNet k={k}, {FLAGS.checkpoint}: {n} test images, T={steps}, batch {batch}, "
           f"median of {repeats} after a warm-up")
 
@@ -303,12 +254,10 @@ def main(argv: list[str]) -> None:
     if sj_missing:
         print(f"SpikingJelly: skipped, {sj_missing}")
     else:
-        net = spikingjelly_network(sn)
-        wall, cpu, predicted, stopped = median_times(
-            lambda: in_batches(lambda b: spikingjelly_predictions(net, b, steps), xs, batch), repeats)
+        wall, cpu, predicted, stopped, _ = spikingjelly_in_its_own_process(sn, x, steps, batch, repeats)
         sj = wall, cpu
         rows.append(("SpikingJelly 2.0, every step", wall, cpu, (predicted == labels).mean(),
-                     "no negative spikes; bias + 0.5 injected at t=0" + stopped_note(stopped, repeats)))
+                     "no negative spikes; initial potential bias + 0.5 + 1e-5; own process" + stopped_note(stopped, repeats)))
 
     original = None
     if original_network is None:

@@ -1,12 +1,13 @@
-"""The building blocks of benchmarks/snn_vs_others.py on tiny random networks: SpikingJelly's network
-(when torch is installed) and the original code's simulator (when $NEGSPIKE_ORIGINAL_REPO names a
-checkout of it)."""
+"""The building blocks of benchmarks/snn_vs_others.py on tiny random networks: SpikingJelly's network in a
+process of its own (when torch is installed; never in this one, which holds TensorFlow) and the original code's
+simulator (when $NEGSPIKE_ORIGINAL_REPO names a checkout of it)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -40,30 +41,29 @@ def tiny(network, images: int = 3, seed: int = 5):
     return sn, random_images(network, images, rng) * 2
 
 
-@pytest.mark.parametrize("network", [MNIST_LENET, CIFAR_CNN1], ids=["valid", "same_padding"])
-def test_spikingjelly_network_fires_our_first_layer_levels_and_predicts(bench, network):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("spikingjelly")
-    from spikingjelly.activation_based import functional
+def needs_spikingjelly(bench) -> None:
+    missing = bench.spikingjelly_missing()
+    if missing:
+        pytest.skip(f"SpikingJelly cannot run: {missing}")
 
+
+@pytest.mark.parametrize("network", [MNIST_LENET, CIFAR_CNN1], ids=["valid", "same_padding"])
+def test_spikingjelly_runs_in_a_process_of_its_own_and_predicts(bench, network):
+    needs_spikingjelly(bench)
     sn, x = tiny(network)
-    net = bench.spikingjelly_network(sn)
-    predictions = bench.spikingjelly_predictions(net, x, STEPS)
+    wall, cpu, predictions, stopped, threads = bench.spikingjelly_in_its_own_process(sn, x / 2, STEPS, 2, 1)
     assert predictions.shape == (len(x),)
     assert ((predictions >= 0) & (predictions < network.classes)).all()
+    assert wall > 0 and cpu >= 0 and stopped == 0 and threads >= 1
+    assert "torch" not in sys.modules  # PyTorch never entered this process, which holds TensorFlow
 
-    # layer 1's input arrives whole at t=0: an IF neuron fires one spike a step until it reaches our level
-    first = net[0]
-    functional.reset_net(first)
-    sequence = torch.zeros((STEPS, *x.transpose(0, 3, 1, 2).shape))
-    sequence[0] = torch.from_numpy(x.transpose(0, 3, 1, 2))
-    with torch.no_grad():
-        counts = first(sequence).sum(0).numpy().transpose(0, 2, 3, 1)
-    layer = sn.layers[0]
-    levels = reference.level_of(reference.conv2d(x, layer.kernel, layer.conv), layer.scale, layer.bias)
-    assert counts.shape == levels.shape
-    assert (counts == np.minimum(levels, STEPS)).mean() > 0.999  # but where float32 rounds across a level
-    assert counts.max() == STEPS  # the check reached the step limit somewhere
+
+def test_a_failing_peer_is_one_error_naming_it(bench, monkeypatch, tmp_path):
+    needs_spikingjelly(bench)
+    monkeypatch.setattr(bench, "PEER", tmp_path / "missing_peer.py")
+    sn, x = tiny(MNIST_LENET)
+    with pytest.raises(RuntimeError, match="missing_peer.py exited with 2"):
+        bench.spikingjelly_in_its_own_process(sn, x, STEPS, 2, 1)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a zero gamma: the original's threshold is infinite
