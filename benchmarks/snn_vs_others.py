@@ -257,7 +257,8 @@ def main(argv: list[str]) -> None:
         wall, cpu, predicted, stopped, _ = spikingjelly_in_its_own_process(sn, x, steps, batch, repeats)
         sj = wall, cpu
         rows.append(("SpikingJelly 2.0, every step", wall, cpu, (predicted == labels).mean(),
-                     "no negative spikes; initial potential bias + 0.5 + 1e-5; own process" + stopped_note(stopped, repeats)))
+                     "no negative spikes; initial potential bias + 0.5 + 1e-5; own process"
+                     + stopped_note(stopped, repeats)))
 
     original = None
     if original_network is None:

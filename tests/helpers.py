@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.networks import P2, Conv, Network
 from common.synthetic import random_images, random_weights  # noqa: F401 - re-exported for the tests
+
+# SAME padding (asymmetric at stride 2), a learned pooling and a 1x1 layer: every kind of layer, small
+MIXED = Network("mixed", "mnist", (9, 9, 2), (Conv(4, 3), P2(4), Conv(6, 3, stride=2), Conv(5, 1, padding="VALID")))
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

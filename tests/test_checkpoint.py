@@ -324,7 +324,8 @@ def test_a_shipped_checkpoint_round_trips_through_safetensors_with_identical_arr
     with safe_open(tmp_path / "k.safetensors", framework="numpy") as f:
         meta = f.metadata()
     assert meta["network"] == network.name and meta["k"] == str(k) and meta["epochs"] == str(original.epoch)
-    assert meta["source_sha256"] == checkpoint.sha256_of(src) and meta["package_version"] == checkpoint.package_version()
+    assert meta["source_sha256"] == checkpoint.sha256_of(src)
+    assert meta["package_version"] == checkpoint.package_version()
     assert meta["precision"] in ("float32", "bfloat16") and meta["weights_dtype"] == "float32"
 
 

@@ -12,17 +12,15 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
-from helpers import random_images, random_weights
+from helpers import MIXED, random_images, random_weights
 
 from common import checkpoint, convert, data, reference
-from common.networks import MNIST_LENET, P2, Conv, Network
+from common.networks import MNIST_LENET
 
 READER = ROOT / "examples" / "numpy_snn" / "numpy_snn.py"
 SHIPPED_LOGS = ROOT / "MNIST" / "pretrained" / "logs" / "k1"
 LOGS = ("accuracy.txt", "spike_num.txt", "spike_collect.txt", "sop_num.txt")
 BATCH = 200  # the shipped logs' batch: one line per batch and step
-# SAME padding (asymmetric at stride 2), a learned pooling and a 1x1 layer: every kind of layer the file describes
-MIXED = Network("mixed", "mnist", (9, 9, 2), (Conv(4, 3), P2(4), Conv(6, 3, stride=2), Conv(5, 1, padding="VALID")))
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
-from helpers import random_images, random_weights
+from helpers import MIXED, random_images, random_weights
 
 from common import convert, reference
 from common.networks import CIFAR_CNN1, MNIST_LENET
-from test_interop import MIXED
 
 EXAMPLE = ROOT / "examples" / "spikingjelly"
 MNIST_DATA = ROOT / "MNIST" / "data" / "mnist"

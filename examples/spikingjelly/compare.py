@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import spikingjelly_snn
-from spikingjelly_snn import numpy_snn
+from spikingjelly_snn import numpy_snn, torch
 
 
 def figures(name: str, predictions: np.ndarray, counts: list[np.ndarray], seconds: float,
@@ -80,11 +81,12 @@ def main() -> None:
               f"{row['agreement']:9.4f} {row['mismatched_neurons']:>12,} of {row['hidden_neurons']:>10,} "
               f"{row['seconds']:7.1f}")
         print("    per step: " + " ".join(f"{v:.4f}" for v in row["accuracy_per_step"]))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"network": description["network"], "k": description["k"],
-                                               "images": len(x), "time_steps": args.time_steps,
-                                               "ann_accuracy": float((ann_predictions == y).mean()),
-                                               "rows": rows}, indent=2) + "\n")
+    if args.json:  # a record: file names only, never a machine's paths
+        versions = {"numpy": np.__version__, "torch": torch.__version__, "spikingjelly": version("spikingjelly")}
+        Path(args.json).write_text(json.dumps({
+            "network": description["network"], "k": description["k"], "model": Path(args.model).name,
+            "test_images": Path(args.images).name, "images": len(x), "time_steps": args.time_steps,
+            "ann_accuracy": float((ann_predictions == y).mean()), "versions": versions, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
