@@ -151,13 +151,16 @@ def _join_boolean_values(argv: list[str], fv: flags.FlagValues) -> list[str]:
 
 
 def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
-    """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2."""
+    """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2; ``-h``, ``--help``,
+    ``--helpshort`` and ``--helpfull`` print the help and exit 0."""
     argv = ["--help" if arg == "-h" else arg for arg in argv]  # -h, as every other command line tool
     try:
         return fv(_join_boolean_values(argv, fv))
     except flags.Error as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
+    except SystemExit:  # only absl's help flags exit while parsing, with 1; help asked for is not an error
+        sys.exit(0)
 
 
 def run(main: Callable[[list[str]], None]) -> None:

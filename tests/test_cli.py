@@ -79,7 +79,18 @@ def test_bad_flags_get_one_clear_line(script, args, expected):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
-def test_every_script_answers_help():
-    for script in SCRIPTS:
-        done = run(script, "--helpshort")
-        assert "--k:" in done.stdout and "--checkpoint:" in done.stdout, script  # absl exits 1 after help
+def test_help_asked_for_is_printed_with_status_0():
+    """-h in every script, absl's other help flags in one, and the figures' -h: help on stdout and status 0, so that
+    ``script -h && ...`` goes on (absl's own status is 1)."""
+    cases = [(script, "-h") for script in SCRIPTS] + [(SPIKING, f) for f in ("--help", "--helpshort", "--helpfull")]
+    procs = [subprocess.Popen([sys.executable, str(script), flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for script, flag in cases]  # side by side
+    plots = subprocess.Popen([sys.executable, "-m", "common.plots", "-h"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    for (script, flag), proc in zip(cases, procs):
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0 and err == "", (script, flag, err[-2000:])
+        assert "--k:" in out and "--checkpoint:" in out, (script, flag)
+        assert ("--[no]pdb_post_mortem:" in out) == (flag == "--helpfull"), (script, flag)  # absl's own flags too
+    out, err = plots.communicate(timeout=600)
+    assert plots.returncode == 0 and out.startswith("usage: python -m common.plots") and err == ""
