@@ -9,6 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
 
+from common import signals
+
+signals.catch_stop_signals()  # first: a stop signal during the slow imports below ends the run with one line
+
 from common import cli
 from common.networks import MNIST_LENET
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,8 +12,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from common import neurons
-from common.env import CLUSTER_TIMEOUT_ENV, VERBOSE_ENV, keep_real_stderr
+from common import neurons, signals
+from common.env import CLUSTER_TIMEOUT_ENV, VERBOSE_ENV
 
 FLAGS = flags.FLAGS
 
@@ -164,19 +165,12 @@ def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """``absl.app.run`` with one-line flag errors; Ctrl-C outside the loops (which save first) and a closed
-    standard output end the program with one line, not a traceback."""
-    from common.signals import tolerate_lost_stdout
-
-    def guarded(argv: list[str]) -> None:
-        try:
-            main(argv)
-        except KeyboardInterrupt:
-            sys.stderr.write("interrupted by SIGINT (files are written whole or not at all)\n")
-            sys.exit(130)
-
-    tolerate_lost_stdout()
-    app.run(guarded, flags_parser=parse_flags)
+    """``absl.app.run`` with one-line flag errors and help that exits 0; stop signals end the program with one
+    line (:mod:`common.signals`, which the script caught at its first line), and a closed standard output
+    does not end it."""
+    signals.catch_stop_signals()  # for a script that did not at its first line
+    signals.tolerate_lost_stdout()
+    app.run(main, flags_parser=parse_flags)
 
 
 def fail(message: str, status: int = 1) -> None:
@@ -188,7 +182,6 @@ def start_tensorflow() -> object:
     """Import TensorFlow quietly, set up for ``--strategy`` and ``--cpu_replicas``; returns the strategy."""
     if FLAGS.strategy == "multi_worker":
         _check_tf_config()
-        keep_real_stderr(os.dup(2))  # for the one line of a cluster that does not come
     os.environ[CLUSTER_TIMEOUT_ENV] = str(FLAGS.cluster_timeout)
     from common import startup
 
@@ -308,11 +301,11 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)
         say_devices(strategy)
-        try:
-            train.run(cfg)
-        except train.Interrupted as e:
-            sys.stderr.write(f"{e}\n")
-            sys.exit(128 + e.signum)
+        try:  # inference writes nothing: a signal ends it at once
+            with signals.working() if cfg.mode == "training" else contextlib.nullcontext():
+                train.run(cfg)
+        except signals.Interrupted as e:
+            signals.end(e.signum, str(e))
         except (data.DataError, checkpoint.CheckpointError, train.TrainingError, distribute.DistributeError) as e:
             fail(str(e))
 
@@ -340,10 +333,10 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
             strategy=strategy)
         say_devices(strategy)
         try:
-            spiking.run(cfg)
-        except spiking.Interrupted as e:
-            sys.stderr.write(f"{e}\n")
-            sys.exit(128 + e.signum)
+            with signals.working():
+                spiking.run(cfg)
+        except signals.Interrupted as e:
+            signals.end(e.signum, str(e))
         except (data.DataError, checkpoint.CheckpointError, logs.LogDirError, ValueError) as e:
             fail(str(e))
 

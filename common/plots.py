@@ -22,6 +22,11 @@ import os
 import sys
 from pathlib import Path
 
+from common import signals
+
+if __name__ == "__main__":  # python -m common.plots: stop signals are caught before matplotlib's slow import
+    signals.catch_stop_signals()
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 import matplotlib  # noqa: E402
 
@@ -321,7 +326,9 @@ def main(argv: list[str] | None = None) -> None:
         workspace = ROOT / args.workspace
     if not workspace.is_dir():
         raise SystemExit(f"error: {args.workspace} is not a folder; pass a workspace such as MNIST")
-    for path in plot_workspace(workspace, args.shipped):
+    with signals.working():  # a figure is never left half-written: a signal takes effect after the set
+        paths = plot_workspace(workspace, args.shipped)
+    for path in paths:
         print(path)
 
 

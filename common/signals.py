@@ -1,13 +1,24 @@
-"""SIGINT, SIGTERM and SIGHUP as a flag that long loops check, so they can stop cleanly and save; and a
-standard output that may go away (``| head``, ``>/dev/full``, closed) without taking the run with it."""
+"""Stop signals (SIGINT, SIGTERM, SIGHUP), one mechanism for every entry point; and a standard output that may go
+away (``| head``, ``>/dev/full``, closed) without taking the run with it.
+
+An entry point (a workspace script, ``python -m common.plots``) calls :func:`catch_stop_signals` as its first
+statement, before any slow import. From then on a stop signal ends the program at once with one line and status
+128 + signal, unless a :class:`SignalGuard` holds it: within one (the work that writes files), the signal is
+only recorded, and the loops stop at their next batch and save. :func:`working` is an entry point's work: it
+holds the signals and ends the program with the line after the work if a signal came that no loop acted on.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import sys
-from typing import TextIO
+from collections.abc import Iterator
+from typing import NoReturn, TextIO
+
+from common.env import keep_real_stderr, real_stderr_fd
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
 
@@ -36,6 +47,57 @@ def release_stop_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+class _Stops:
+    """The process's stop signals: whether an entry point owns them, how deep guards hold them, what came."""
+
+    owned = False  # an entry point caught them for the whole process (else only guards do, for their span)
+    depth = 0  # SignalGuards entered and not left
+    received: int | None = None  # the first signal a guard recorded
+
+
+def stop_line(signum: int) -> str:
+    """The line of a program stopped outside its loops (which say where they saved)."""
+    return f"interrupted by {signal.Signals(signum).name} (files are written whole or not at all)"
+
+
+def catch_stop_signals() -> None:
+    """Make SIGINT, SIGTERM and SIGHUP end this program at once, with :func:`stop_line`, unless a guard holds them.
+
+    The first statement of every entry point, before its slow imports (TensorFlow's takes seconds): a signal
+    sent while they run must not be lost. Whatever the process inherited is replaced: a script's background job
+    (``cmd &``) starts with SIGINT ignored, where Python never raises KeyboardInterrupt. Later calls do nothing.
+    """
+    if _Stops.owned:
+        return
+    with contextlib.suppress(OSError):  # the one line goes here even while TensorFlow's start-up is quieted
+        keep_real_stderr(os.dup(2))
+    for s in STOP_SIGNALS:
+        signal.signal(s, _on_stop_signal)
+    _Stops.owned = True
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    if _Stops.depth:
+        _Stops.received = _Stops.received or signum
+    elif _Stops.owned:
+        end(signum)
+
+
+def end(signum: int, line: str | None = None) -> NoReturn:
+    """End the program now: ``line`` (default: :func:`stop_line`) on standard error, status 128 + ``signum``.
+
+    ``os._exit`` skips Python's and TensorFlow's teardown, which a signal could interrupt again and which can
+    wait for a cluster's other workers; every file is closed or written whole by then.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # a second signal must not add a second line
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a write it interrupted loses its text, not the line
+            stream.flush()
+    with contextlib.suppress(OSError):
+        os.write(real_stderr_fd(), f"{line or stop_line(signum)}\n".encode())
+    os._exit(128 + signum)
+
+
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
     """SIGINT, SIGTERM or SIGHUP arrived; what could be saved has been saved (the message says where)."""
 
@@ -45,21 +107,26 @@ class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
 
 
 class SignalGuard:
-    """Within ``with``, SIGINT, SIGTERM and SIGHUP only set ``signum``; the loop decides when to stop."""
-
-    def __init__(self):
-        self.signum: int | None = None
+    """Within ``with``, SIGINT, SIGTERM and SIGHUP are only recorded (``signum``); the code inside decides when to
+    stop. Guards nest. Without an entry point's :func:`catch_stop_signals` (a library call, a test), the
+    outermost guard installs the recording handlers and puts the previous ones back when it is left."""
 
     def __enter__(self) -> SignalGuard:
-        self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        if _Stops.depth == 0:
+            _Stops.received = None
+            self._previous = {} if _Stops.owned else {s: signal.signal(s, _on_stop_signal) for s in STOP_SIGNALS}
+        _Stops.depth += 1
         return self
 
-    def _handle(self, signum, frame) -> None:
-        self.signum = signum
+    def __exit__(self, *exc: object) -> None:
+        _Stops.depth -= 1
+        if _Stops.depth == 0:
+            for s, handler in getattr(self, "_previous", {}).items():
+                signal.signal(s, handler)
 
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+    @property
+    def signum(self) -> int | None:
+        return _Stops.received
 
     @property
     def name(self) -> str:
@@ -67,6 +134,19 @@ class SignalGuard:
 
     def stop(self) -> bool:
         return self.signum is not None
+
+
+@contextlib.contextmanager
+def working() -> Iterator[SignalGuard]:
+    """Work that writes files: its loops stop on a signal, save and raise :class:`Interrupted`; a signal none of
+    them acted on (it came after the last batch) takes effect once the work is done: it ends an entry point with
+    the line, and reaches the previous handler of a library call (KeyboardInterrupt for SIGINT)."""
+    with SignalGuard() as guard:
+        yield guard
+    if guard.stop():
+        if _Stops.owned:
+            end(guard.signum)
+        signal.raise_signal(guard.signum)
 
 
 class _TolerantOutput:

@@ -10,6 +10,7 @@ from absl import flags
 
 from common import cli
 from conftest import ROOT
+from signalling import PATIENCE
 
 QUANT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SPIKING = ROOT / "CIFAR10" / "CNN_1" / "Spiking_CNN1_CIFAR10.py"
@@ -50,7 +51,7 @@ def test_there_are_fifteen_scripts():
 
 
 def run(script, *args):
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=PATIENCE)
 
 
 @pytest.mark.parametrize("script, args, expected", [
@@ -88,9 +89,9 @@ def test_help_asked_for_is_printed_with_status_0():
     plots = subprocess.Popen([sys.executable, "-m", "common.plots", "-h"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for (script, flag), proc in zip(cases, procs):
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=PATIENCE)
         assert proc.returncode == 0 and err == "", (script, flag, err[-2000:])
         assert "--k:" in out and "--checkpoint:" in out, (script, flag)
         assert ("--[no]pdb_post_mortem:" in out) == (flag == "--helpfull"), (script, flag)  # absl's own flags too
-    out, err = plots.communicate(timeout=600)
+    out, err = plots.communicate(timeout=PATIENCE)
     assert plots.returncode == 0 and out.startswith("usage: python -m common.plots") and err == ""

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import checkpoint, data, logs, spiking, train
+from common import checkpoint, data, logs, signals, spiking, train
 from common.networks import MNIST_LENET
 from conftest import ROOT
+from signalling import DELAYS, PATIENCE, assert_stopped_with_one_line, needs_proc, start_as_background_job, sweep
 
 SHIPPED = ROOT / "MNIST" / "pretrained" / "k1.npz"
 SPIKING = ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"
@@ -32,7 +33,7 @@ def crafted(tmp_path: Path, change: dict, drop: tuple[str, ...] = ()) -> Path:
     return path
 
 
-def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_script(*args: str, timeout: float = PATIENCE) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -504,17 +505,17 @@ def test_a_closed_or_full_standard_output_does_not_lose_the_run(tmp_path):
     """| head -1, >/dev/full and a closed stdout: the logs are still written, with no traceback."""
     script = f"{sys.executable} {SPIKING} --num_samples 2 --time_steps 3 --log_dir"
     done = subprocess.run(f"{script} {tmp_path / 'head'} | head -1; echo status ${{PIPESTATUS[0]}}",
-                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=PATIENCE)
     assert done.stdout.splitlines()[-1] == "status 0", done.stderr[-2000:]
     assert "Traceback" not in done.stderr and logs.read_summary(tmp_path / "head")["num_samples"] == 2
     if os.path.exists("/dev/full"):
         done = subprocess.run(f"{script} {tmp_path / 'full'} > /dev/full", shell=True, capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=PATIENCE)
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert done.stderr.startswith("note: standard output failed (No space left on device)")
         assert logs.read_summary(tmp_path / "full")["num_samples"] == 2
     done = subprocess.run(f"{script} {tmp_path / 'closed'} >&-", shell=True, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=PATIENCE)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert logs.read_summary(tmp_path / "closed")["num_samples"] == 2
 
@@ -534,12 +535,94 @@ def test_ctrl_c_while_the_unsettled_note_is_worked_out_is_honoured(capsys):
     assert note.endswith("they need more than 20 --time_steps (the check of how many stopped at SIGINT)")
 
 
-def test_ctrl_c_during_start_up_is_one_line():
-    import time
+# ---------------------------------------------------------------------------- fourth round (issue 32)
+# A stop signal stops every entry point whenever it arrives, also where a shell script's background job starts with
+# SIGINT ignored; each process is signalled at delays from the moment it catches the stop signals (signalling.py).
 
-    worker = subprocess.Popen([sys.executable, str(SPIKING), "--num_samples", "2"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # importing TensorFlow
-    worker.send_signal(signal.SIGINT)
-    out, err = worker.communicate(timeout=120)
-    assert worker.returncode == 130 and err == "interrupted by SIGINT (files are written whole or not at all)\n"
+def entry_point_args(script: Path, tmp_path: Path) -> list[str]:
+    """``script`` with files of the test's own: a run that went on would fail on them, not write elsewhere."""
+    own = ["--data_dir", str(tmp_path), "--checkpoint", str(tmp_path / "none.npz")]
+    return [str(script), *own, *(["--log_dir", str(tmp_path / "logs")] if script.name.startswith("Spiking") else [])]
+
+
+@needs_proc
+def test_every_entry_point_ends_in_one_line_on_a_signal_as_it_starts(tmp_path):
+    from test_cli import SCRIPTS
+
+    commands = [entry_point_args(script, tmp_path) for script in SCRIPTS] + [["-m", "common.plots", str(tmp_path)]]
+    outcomes = sweep(lambda i: start_as_background_job(commands[i], cwd=ROOT), signal.SIGINT, (0.0,) * len(commands))
+    for command, outcome in zip(commands, outcomes):
+        assert outcome.signalled, command
+        assert_stopped_with_one_line(outcome, signal.SIGINT, signals.stop_line(signal.SIGINT))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+
+
+def assert_whole_log_set_or_none(log_dir: Path) -> None:
+    """``log_dir`` holds a whole set of logs (complete or partial) or does not exist; no staging folder is left."""
+    assert not list(log_dir.parent.glob(f".{log_dir.name}.new-*"))
+    if log_dir.exists():
+        summary = logs.read_summary(log_dir)
+        for name in logs.LOG_FILES:
+            logs.read_log(log_dir, name, summary["time_steps"])  # whole batches of time steps
+
+
+@needs_proc
+@pytest.mark.parametrize("signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                    pytest.param(signal.SIGHUP, marks=pytest.mark.slow)], ids=lambda s: s.name)
+def test_a_stop_signal_at_any_moment_of_a_spiking_run_ends_it_in_one_line(tmp_path, signum):
+    from helpers import write_idx_dataset
+
+    write_idx_dataset(tmp_path / "data" / "mnist", 10, 10_000, np.random.default_rng(0))  # minutes of simulation
+
+    def start(i: int) -> subprocess.Popen:
+        return start_as_background_job([str(SPIKING), "--checkpoint", str(SHIPPED), "--batch_size", "100",
+                                        "--data_dir", str(tmp_path / "data"), "--log_dir", str(tmp_path / f"logs{i}")])
+
+    for i, outcome in enumerate(sweep(start, signum)):
+        assert outcome.signalled, "the run ended before its signal: give it more images"
+        assert_stopped_with_one_line(outcome, signum)
+        assert_whole_log_set_or_none(tmp_path / f"logs{i}")
+
+
+@pytest.mark.slow  # training subprocesses
+@needs_proc
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_at_any_moment_of_training_ends_it_in_one_line(idx_root, tmp_path, signum):
+    def start(i: int) -> subprocess.Popen:
+        return start_as_background_job([str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--k", "1", "--epochs", "3",
+                                        "--train_samples", "10000", "--batch_size", "20", "--seed", "0",
+                                        "--data_dir", str(idx_root), "--checkpoint", str(tmp_path / f"k{i}.npz")])
+
+    for i, outcome in enumerate(sweep(start, signum)):
+        assert outcome.signalled, "the run ended before its signal: give it more epochs"
+        assert_stopped_with_one_line(outcome, signum)
+        assert not list(tmp_path.glob(f".k{i}.npz.*.tmp"))
+        if (tmp_path / f"k{i}.npz").exists():  # saved where it stopped, resumable
+            saved = checkpoint.load(tmp_path / f"k{i}.npz", MNIST_LENET, 1)
+            assert saved.epoch > 0 or saved.batch > 0, outcome.err
+            assert f"saved {tmp_path / f'k{i}.npz'}" in outcome.err
+
+
+PNG_END = b"IEND\xaeB`\x82"
+
+
+@needs_proc
+@pytest.mark.parametrize("signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                    pytest.param(signal.SIGHUP, marks=pytest.mark.slow)], ids=lambda s: s.name)
+def test_a_stop_signal_at_any_moment_of_the_figures_ends_them_in_one_line(tmp_path, signum):
+    import shutil
+
+    for i in range(len(DELAYS)):
+        for k in ("k0", "k1", "k2"):
+            shutil.copytree(ROOT / "MNIST" / "pretrained" / "logs" / k, tmp_path / f"ws{i}" / "figs" / k)
+    outcomes = sweep(lambda i: start_as_background_job(["-m", "common.plots", str(tmp_path / f"ws{i}")], cwd=ROOT),
+                     signum)
+    assert outcomes[0].signalled and outcomes[0].out == ""  # at 0 s it is still importing matplotlib
+    for i, outcome in enumerate(outcomes):
+        figures = sorted((tmp_path / f"ws{i}" / "figs").glob("*.png"))
+        assert all(f.read_bytes().endswith(PNG_END) for f in figures)  # each figure whole
+        if outcome.out.count(".png") == 5:  # the figures were done and reported: the signal came as it ended
+            assert outcome.status in (0, 128 + signum, -signum) and len(outcome.lines()) <= 1, outcome.err
+        else:
+            assert_stopped_with_one_line(outcome, signum, signals.stop_line(signum))
+            assert len(figures) in (0, 5)
