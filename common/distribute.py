@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-from common.env import CLUSTER_TIMEOUT_ENV, CPU_REPLICAS_ENV, STRATEGY_ENV, real_stderr_fd
-from common.signals import STOP_SIGNALS, release_stop_signals
+from common import cluster_watch
+from common.env import CLUSTER_TIMEOUT_ENV, CPU_REPLICAS_ENV, STRATEGY_ENV
+from common.signals import STOP_SIGNALS
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -51,63 +50,26 @@ def _join_cluster(timeout: float) -> tf.distribute.Strategy:
     """Start this worker and wait, saying for what, until every worker of ``TF_CONFIG`` has come.
 
     TensorFlow waits in native code holding the interpreter lock, so no Python code of this process
-    runs until it returns. A watchdog process gives up after ``timeout`` seconds with one line, and
-    ends the wait at once on SIGINT, SIGTERM or SIGHUP: to its process group (Ctrl-C), or to this
-    process alone, where :func:`common.signals.hold_stop_signals_in_every_thread` keeps them pending for it.
+    runs until it returns: the process that was started watches this one (:mod:`common.cluster_watch`),
+    gives up after ``timeout`` seconds with one line, and ends the wait at once on SIGINT, SIGTERM or SIGHUP.
     """
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     spec = resolver.cluster_spec().as_dict()
     peers = [address for kind in ("chief", "worker") for address in spec.get(kind, [])]
+    message = (f"the workers of TF_CONFIG ({', '.join(peers)}) did not all come within {timeout:g} s; start every "
+               f"worker (see the README's 'Scaling out'), check the addresses, or raise --cluster_timeout")
+    cluster_watch.report_waiting(timeout, message)  # before the line: whoever reads the line finds the watcher told
     print(f"waiting up to {timeout:g} s for the {len(peers)} workers of TF_CONFIG ({', '.join(peers)}); this is "
           f"{resolver.task_type} {resolver.task_id}", flush=True)
-    message = (f"error: the workers of TF_CONFIG ({', '.join(peers)}) did not all come within {timeout:g} s; start "
-               f"every worker (see the README's 'Scaling out'), check the addresses, or raise --cluster_timeout\n")
-    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message],
-                                stdin=subprocess.PIPE, stderr=real_stderr_fd(), close_fds=True)
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     except (RuntimeError, tf.errors.OpError) as e:
-        raise DistributeError(message.removeprefix("error: ").strip() + f" ({str(e)[:120]})") from None
-    finally:
-        watchdog.stdin.close()  # the watchdog ends quietly
-        watchdog.wait()
-        for s, handler in previous.items():
-            signal.signal(s, handler)  # TensorFlow's SIGTERM handler out
-        release_stop_signals()
-
-
-# Ends the waiting process with one line: after the timeout; on a stop signal to the group (Ctrl-C),
-# or to the waiting process alone, where it is held pending (SigPnd/ShdPnd in /proc, bit signum-1);
-# ends quietly once its stdin closes (the cluster came, or the process ended).
-_WATCHDOG = """
-import os, select, signal, sys, time
-parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-def stop(signum, frame=None):
-    os.write(2, f"interrupted by {signal.Signals(signum).name} while waiting for the workers of TF_CONFIG\\n".encode())
-    os.kill(parent, signal.SIGKILL)  # TensorFlow's native wait honours nothing else
-    os._exit(0)
-def held():
-    try:
-        with open(f"/proc/{parent}/status") as status:
-            lines = dict(line.split(":", 1) for line in status if line.startswith(("SigPnd", "ShdPnd")))
-    except OSError:  # no /proc (not Linux): only the group's signals and the timeout end the wait
-        return None
-    pending = int(lines.get("SigPnd", "0"), 16) | int(lines.get("ShdPnd", "0"), 16)
-    return next((s for s in STOPS if pending >> (s - 1) & 1), None)
-for s in (signal.SIGINT, signal.SIGHUP):
-    signal.signal(s, stop)
-deadline = time.monotonic() + timeout
-while time.monotonic() < deadline:
-    if select.select([sys.stdin], [], [], min(0.2, max(0.0, deadline - time.monotonic())))[0]:
-        os._exit(0)
-    signum = held()
-    if signum is not None:
-        stop(signum)
-os.write(2, message.rstrip("\\n").encode() + b"\\n")
-os.kill(parent, signal.SIGKILL)
-"""
+        raise DistributeError(f"{message} ({str(e)[:120]})") from None
+    for s, handler in previous.items():
+        signal.signal(s, handler)  # TensorFlow's SIGTERM handler out
+    cluster_watch.report_came()
+    return strategy
 
 
 def cpu_devices(replicas: int) -> list[str]:

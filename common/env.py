@@ -5,6 +5,7 @@ VERBOSE_ENV = "NEGSPIKE_VERBOSE"  # show TensorFlow's start-up messages, as --ve
 CPU_REPLICAS_ENV = "NEGSPIKE_CPU_REPLICAS"  # logical CPU devices made when TensorFlow starts (--cpu_replicas)
 STRATEGY_ENV = "NEGSPIKE_STRATEGY"  # --strategy, for what must be set up before TensorFlow starts
 CLUSTER_TIMEOUT_ENV = "NEGSPIKE_CLUSTER_TIMEOUT"  # --cluster_timeout, read when the multi-worker strategy starts
+CLUSTER_WATCH_ENV = "NEGSPIKE_CLUSTER_WATCH"  # set in a watched multi-worker child: "<watcher pid>,<report fd>"
 
 _REAL_STDERR: list[int] = []  # a duplicate of file descriptor 2 made before TensorFlow's start-up is quieted
 

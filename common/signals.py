@@ -23,30 +23,6 @@ from common.env import keep_real_stderr, real_stderr_fd
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
 
 
-def hold_stop_signals_in_every_thread() -> None:
-    """Restart this process once with SIGINT, SIGTERM and SIGHUP blocked, so that every thread inherits the block.
-
-    TensorFlow's coordination service installs a SIGTERM handler of its own while a worker waits for
-    its peers, and would swallow the signal. Blocked in every thread, a signal stays pending, where the
-    cluster watchdog sees it; :func:`release_stop_signals` hands it to this package's handlers after the
-    wait. A thread starts with the mask of the thread that starts it, and numpy's BLAS starts one when
-    it is imported, so the mask must be set before anything starts: an exec keeps it.
-    """
-    if set(STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, []):
-        return  # held since the process started
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    if sys.argv[0] in ("", "-"):  # an interactive session or a script read from stdin cannot be started again
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-
-
-def release_stop_signals() -> None:
-    """Unblock SIGINT, SIGTERM and SIGHUP in this thread: pending ones reach the handlers now in place."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
 class _Stops:
     """The process's stop signals: whether an entry point owns them, how deep guards hold them, what came."""
 

@@ -76,10 +76,10 @@ def start(strategy: str | None = None, cpu_replicas: int | None = None) -> None:
     # bound it); TF_ENABLE_ONEDNN_OPTS=0 turns them off
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")  # TensorLayer imports matplotlib; nothing here needs a display
-    if strategy == "multi_worker":  # before any thread starts: TensorFlow would take SIGTERM while the worker waits
-        from common.signals import hold_stop_signals_in_every_thread
+    if strategy == "multi_worker":  # TensorFlow's wait for the cluster runs no Python: another process watches it
+        from common.cluster_watch import watch_the_cluster_wait
 
-        hold_stop_signals_in_every_thread()
+        watch_the_cluster_wait()
     with quiet_native_stderr():
         import matplotlib
 
