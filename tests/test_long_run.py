@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +83,17 @@ def test_the_insurance_restores_the_state_bit_for_bit_and_never_over_one(long_ru
         assert a.files == b.files
         assert all(a[n].dtype == b[n].dtype and np.array_equal(a[n], b[n]) for n in a.files)
     assert json.loads((restored.parent / "k1.history.json").read_text()) == history
+
+
+def test_the_run_yields_in_its_own_scheduling_group(long_run):
+    autogroup = Path("/proc/self/autogroup")
+    if not autogroup.exists():
+        pytest.skip("no Linux autogroup: the process's nice value alone lowers its priority")
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        long_run.lower_group_priority(child.pid)
+        assert Path(f"/proc/{child.pid}/autogroup").read_text().split()[-1] == str(long_run.NICENESS)
+        assert autogroup.read_text() != Path(f"/proc/{child.pid}/autogroup").read_text()  # ours is untouched
+    finally:
+        child.communicate(b"")

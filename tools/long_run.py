@@ -115,7 +115,6 @@ def command(stage: Stage, checkpoint: Path, arithmetic: str) -> list[str]:
 def resume(checkpoint: Path) -> int:
     """Run the schedule's stages from where ``checkpoint`` stands, niced; the exit status of the last."""
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    os.nice(NICENESS)
     child: subprocess.Popen | None = None
 
     def forward(signum: int, frame: object) -> None:  # a stop reaches the training run, which saves and exits
@@ -127,12 +126,23 @@ def resume(checkpoint: Path) -> int:
     while (stage := next_stage(Position.read(checkpoint))) is not None:
         cmd = command(stage, checkpoint, precision())
         print("long run:", " ".join(cmd[1:]), flush=True)
-        child = subprocess.Popen(cmd)
+        child = subprocess.Popen(cmd, start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
+        lower_group_priority(child.pid)
         status = child.wait()
         if status != 0:
-            return status
+            return status if status > 0 else 128 - status  # killed by a signal: the shell's 128 + signal
     print(f"long run: the schedule is done ({STAGES[-1][0]} epochs); python tools/long_run.py publish", flush=True)
     return 0
+
+
+def lower_group_priority(pid: int) -> None:
+    """Nice the scheduling group of ``pid`` too. Where Linux groups processes by session (autogroup), a
+    process's nice value counts only inside its session, so a niced run in a session of its own would still
+    take an equal share beside an interactive session; the group's nice makes it yield to that work."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(NICENESS))
+    except OSError:  # no autogroup (other kernels, other systems): the process's own nice value does the work
+        pass
 
 
 def read_history(checkpoint: Path) -> dict:
