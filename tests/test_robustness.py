@@ -572,10 +572,11 @@ def assert_whole_log_set_or_none(log_dir: Path) -> None:
 def test_a_stop_signal_at_any_moment_of_a_spiking_run_ends_it_in_one_line(tmp_path, signum):
     from helpers import write_idx_dataset
 
-    write_idx_dataset(tmp_path / "data" / "mnist", 10, 10_000, np.random.default_rng(0))  # minutes of simulation
+    write_idx_dataset(tmp_path / "data" / "mnist", 10, 10_000, np.random.default_rng(0))
 
-    def start(i: int) -> subprocess.Popen:
+    def start(i: int) -> subprocess.Popen:  # minutes of simulation on any CPU: the signal always comes first
         return start_as_background_job([str(SPIKING), "--checkpoint", str(SHIPPED), "--batch_size", "100",
+                                        "--time_steps", "50",
                                         "--data_dir", str(tmp_path / "data"), "--log_dir", str(tmp_path / f"logs{i}")])
 
     for i, outcome in enumerate(sweep(start, signum)):
@@ -588,8 +589,8 @@ def test_a_stop_signal_at_any_moment_of_a_spiking_run_ends_it_in_one_line(tmp_pa
 @needs_proc
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_stop_signal_at_any_moment_of_training_ends_it_in_one_line(idx_root, tmp_path, signum):
-    def start(i: int) -> subprocess.Popen:
-        return start_as_background_job([str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--k", "1", "--epochs", "3",
+    def start(i: int) -> subprocess.Popen:  # minutes of training on any CPU: the signal always comes first
+        return start_as_background_job([str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--k", "1", "--epochs", "20",
                                         "--train_samples", "10000", "--batch_size", "20", "--seed", "0",
                                         "--data_dir", str(idx_root), "--checkpoint", str(tmp_path / f"k{i}.npz")])
 
