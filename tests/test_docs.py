@@ -85,8 +85,9 @@ def known_flags() -> set[str]:
         fv = flags.FlagValues()
         define(fv)
         known |= {f"--{name}" for name in fv}
-    for path in [*(ROOT / "benchmarks").glob("*.py"), ROOT / "tools" / "results_table.py",
-                 ROOT / "common" / "plots.py", ROOT / "common" / "checkpoint.py"]:
+    for path in [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "tools").glob("*.py"),
+                 *(ROOT / "examples").glob("*/*.py"), ROOT / "common" / "plots.py", ROOT / "common" / "checkpoint.py",
+                 ROOT / "common" / "convert.py"]:
         known |= set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", path.read_text()))
         known |= {f"--{name}" for name in re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", path.read_text())}
     return known
