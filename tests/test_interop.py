@@ -47,7 +47,7 @@ def test_the_reader_imports_only_numpy_and_the_standard_library():
     modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names}
     modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert modules - {"__future__"} <= {"argparse", "gzip", "json", "math", "pathlib", "numpy"}
+    assert modules - {"__future__"} <= {"argparse", "collections", "gzip", "json", "math", "pathlib", "numpy"}
 
 
 def test_the_file_holds_the_folded_network_and_describes_its_layers(mnist_k1):

@@ -18,6 +18,7 @@ import argparse
 import gzip
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,8 @@ def load(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 def read_idx(path: str | Path) -> np.ndarray:
     """An IDX file (MNIST's format), gzip-compressed: big-endian dimensions after a 4-byte magic number."""
-    raw = gzip.open(path).read()
+    with gzip.open(path) as f:
+        raw = f.read()
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(raw[3])]
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
 
@@ -50,7 +52,7 @@ def flush(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) < TINY, np.float32(0), x).astype(np.float32)
 
 
-def exactly(p: np.ndarray, w: np.ndarray, decide) -> np.ndarray:
+def exactly(p: np.ndarray, w: np.ndarray, decide: Callable[[np.ndarray, slice | int], np.ndarray]) -> np.ndarray:
     """``decide(p @ w)`` for rows ``p`` and columns of ``w``, as if the products were summed exactly."""
     z = p.astype(np.float64) @ w.astype(np.float64)
     n = p.shape[-1]
@@ -77,7 +79,7 @@ def levels(x: np.ndarray, layer: dict, t: dict[str, np.ndarray]) -> np.ndarray:
     scale, bias = t[f"{name}/scale"], t[f"{name}/bias"]
     kernel = t[f"{name}/kernel"].reshape(-1, layer["filters"])
 
-    def decide(z, c):
+    def decide(z: np.ndarray, c: slice | int) -> np.ndarray:
         return np.round(np.maximum(flush(flush(flush(z) * scale[c]) + bias[c]), 0) + np.float32(1e-5))
     return exactly(patches(x, layer), kernel, decide)
 
