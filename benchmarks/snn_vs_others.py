@@ -33,7 +33,7 @@ no other repeat says that its wall time is invalid (CPU time is unaffected). The
 
 SpikingJelly and PyTorch are optional (without them that column is skipped with a note)::
 
-    pip install -e '.[bench]'
+    pip install -e '.[bench]' torch==2.13.0   # a CPU build of torch is enough: name it, see README's Install
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SpikingJelly with and without negative spikes, beside the exact simulation, on an exported network.
 
-    pip install -e ".[bench]"     # PyTorch and SpikingJelly (CPU is enough)
+    pip install -e ".[bench]" torch==2.13.0   # PyTorch (a CPU build is enough; name yours) and SpikingJelly
     python -m common.convert export MNIST/pretrained/k1.npz mnist_k1_snn.safetensors
     python examples/spikingjelly/compare.py mnist_k1_snn.safetensors \
         --images MNIST/data/mnist/t10k-images-idx3-ubyte.gz --labels MNIST/data/mnist/t10k-labels-idx1-ubyte.gz
