@@ -184,7 +184,8 @@ def publish(checkpoint: Path, to: Path = PUBLISHED) -> Path:
 
 def ship(checkpoint: Path) -> Path:
     """Export the finished run as the shipped weights (float16 filters and output weights, no Adam state)
-    with its history beside them; the history of the run under way is then the shipped one."""
+    with its history beside them, and bring the model cards and checksums up to date; the history of the run
+    under way is then the shipped one."""
     position = Position.read(checkpoint)
     if position is None or next_stage(position) is not None:
         done = position.epoch if position else 0
@@ -192,6 +193,7 @@ def ship(checkpoint: Path) -> Path:
                          f"done); continue it with: python tools/long_run.py resume")
     subprocess.run([sys.executable, "-m", "common.checkpoint", "export", str(checkpoint), str(SHIPPED), "--float16"],
                    cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "tools/model_cards.py", "--write"], cwd=ROOT, check=True)  # cards, SHA256SUMS
     PUBLISHED.unlink(missing_ok=True)
     return SHIPPED
 
