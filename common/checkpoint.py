@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from common import history as training_history
-from common.fsutil import atomic_write, exclusive_lock
+from common.fsutil import atomic_write, exclusive_lock, first_free_backup
 from common.networks import OUTPUT_NAME, Network, layer_names
 
 if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
@@ -353,12 +353,7 @@ def back_up(path: Path) -> Path:
     if not is_checkpoint(path):
         raise CheckpointError(f"{path} exists and is not a checkpoint of this package; move it away or pass "
                               f"another --checkpoint")
-    n = 0
-    while True:
-        backup = path.with_name(f"{path.name}.bak{n or ''}")
-        if not backup.exists():
-            break
-        n += 1
+    backup = first_free_backup(path)
     os.replace(path, backup)
     history = training_history.path_of(path)
     if history.is_file():
