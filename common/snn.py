@@ -23,6 +23,7 @@ import tensorflow as tf
 from common import neurons
 from common.exact_ann import ExactANN, ExactSynapses
 from common.results import SimulationResult, first_quiet_step
+from common.signals import Stopped
 from common.spiking_network import SpikingNetwork
 
 DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20  # bytes of activations per chunk of time steps
@@ -37,10 +38,6 @@ class TensorFlowArrays:
     @staticmethod
     def clip(a: tf.Tensor, low: float, high: float) -> tf.Tensor:
         return tf.clip_by_value(a, low, high)
-
-
-class Stopped(Exception):  # noqa: N818 - control flow, not an error
-    """A simulation was asked to stop (a signal arrived)."""
 
 
 class FastSimulator:
@@ -151,7 +148,7 @@ class FastSimulator:
     def simulate(self, x: np.ndarray, time_steps: int, stop: Callable[[], bool] = lambda: False) -> SimulationResult:
         """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``).
 
-        ``stop()`` is asked between chunks of steps; if it says so, :class:`Stopped` is raised."""
+        ``stop()`` is asked between chunks of steps; if it says so, :class:`common.signals.Stopped` is raised."""
         batch = len(x)
         result = SimulationResult.empty(self._shapes[1:], self.sn.network.classes, batch, time_steps)
         chunk = self.chunk_steps(batch, time_steps)

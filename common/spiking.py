@@ -17,8 +17,8 @@ from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
 from common.results import SimulationResult
-from common.signals import Interrupted, SignalGuard
-from common.snn import FastSimulator, Stopped
+from common.signals import Interrupted, SignalGuard, Stopped
+from common.snn import FastSimulator
 
 MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
 # Energy per operation at 45 nm, 32-bit float (Horowitz, ISSCC 2014), as the conversion literature counts it.

@@ -16,7 +16,7 @@ from common import checkpoint, data, distribute, provenance
 from common import history as training_history
 from common.history import as_history, path_of as history_path  # noqa: F401 - as_history: also train.as_history
 from common.progress import Progress
-from common.signals import Interrupted, SignalGuard
+from common.signals import Interrupted, SignalGuard, Stopped
 from common.model import build_ann
 from common.networks import Network
 import tensorlayer as tl
@@ -94,10 +94,6 @@ def make_eval_step(model: tl.models.Model) -> Callable:
     return eval_step
 
 
-class _Stop(Exception):  # noqa: N818 - control flow: a signal arrived during an evaluation
-    pass
-
-
 def evaluate(model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int,
              eval_step: Callable | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` in inference mode; ``stop()`` is asked between batches."""
@@ -105,7 +101,7 @@ def evaluate(model: tl.models.Model, inputs: np.ndarray, labels: np.ndarray, bat
     total_loss, total_correct = 0.0, 0
     for x, y in data.eval_batches(inputs, labels, batch_size):
         if stop():
-            raise _Stop
+            raise Stopped
         loss, hits = eval_step(x, y)
         total_loss += float(loss)
         total_correct += int(hits)
@@ -184,7 +180,7 @@ def exact_test_accuracy(cfg: TrainConfig, model: tl.models.Model, inputs: np.nda
     correct = differ = 0
     for start in range(0, len(labels), cfg.batch_size):
         if stop():
-            raise _Stop
+            raise Stopped
         x, y = inputs[start:start + cfg.batch_size], labels[start:start + cfg.batch_size]
         predictions = exact_ann(x * scale)[-1].argmax(axis=1)
         float32_predictions = model(x, is_train=False)[-1].numpy().argmax(axis=1)
@@ -407,7 +403,7 @@ class _Training:
             loss, accuracy = evaluate(self.model, self.held_inputs, self.held_out.y, self.cfg.batch_size,
                                       self.eval_step, stop)
             final_test = self.test_accuracy(stop) if epoch + 1 == self.state.target and self.chief else None
-        except _Stop:
+        except Stopped:
             signum = guard.signum
         else:
             signum = self.signalled(guard.signum) if self.workers > 1 else None

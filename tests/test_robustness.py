@@ -436,7 +436,7 @@ class _NeverQuiet:
     def simulate(self, x, steps, stop=lambda: False):
         import time
 
-        from common.snn import Stopped
+        from common.signals import Stopped
 
         self.calls.append(steps)
         time.sleep(self.seconds)
