@@ -44,7 +44,7 @@ class FastSimulator:
     """Vectorized, compiled simulation of a :class:`SpikingNetwork` over a batch.
 
     Args:
-        sn: the converted network.
+        spiking_net: the converted network.
         memory_budget: bytes of activations per compiled chunk of time steps.
         early_exit: let a sample leave the batch once no neuron spikes (changes no record).
         max_chunk_steps: time steps per compiled chunk.
@@ -55,20 +55,20 @@ class FastSimulator:
     against it.
     """
 
-    def __init__(self, sn: SpikingNetwork, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    def __init__(self, spiking_net: SpikingNetwork, memory_budget: int = DEFAULT_MEMORY_BUDGET,
                  early_exit: bool = True, max_chunk_steps: int = MAX_CHUNK_STEPS,
                  rule: type[neurons.LevelRule] | str = neurons.DEFAULT_RULE):
         self.rule = neurons.rule(rule) if isinstance(rule, str) else rule
         if not issubclass(self.rule, neurons.LevelRule):
             raise ValueError(f"--neuron_rule {self.rule.name} runs on the reference simulator only")
-        self.sn = sn
+        self.spiking_net = spiking_net
         self.early_exit = early_exit
         self.memory_budget = memory_budget
         self.max_chunk_steps = max_chunk_steps
-        self._shapes = sn.network.shapes()
-        self.exact_ann = ExactANN(sn)
+        self._shapes = spiking_net.network.shapes()
+        self.exact_ann = ExactANN(spiking_net)
         self.synapses, self.readout = self.exact_ann.synapses, self.exact_ann.readout
-        synop_weights = sn.synop_weights()
+        synop_weights = spiking_net.synop_weights()
         self._covers = [tf.constant(cover[None], tf.float32) for cover, _ in synop_weights]
         self._fanouts = np.array([fanout for _, fanout in synop_weights], np.int64)
         self._chunks: dict[int, tf.types.experimental.GenericFunction] = {}
@@ -150,7 +150,7 @@ class FastSimulator:
 
         ``stop()`` is asked between chunks of steps; if it says so, :class:`common.signals.Stopped` is raised."""
         batch = len(x)
-        result = SimulationResult.empty(self._shapes[1:], self.sn.network.classes, batch, time_steps)
+        result = SimulationResult.empty(self._shapes[1:], self.spiking_net.network.classes, batch, time_steps)
         chunk = self.chunk_steps(batch, time_steps)
         first_levels = self.exact_ann.first_levels(np.asarray(x, np.float32))
         active = np.arange(batch)

@@ -21,6 +21,7 @@ from common.signals import Interrupted, SignalGuard, Stopped
 from common.snn import FastSimulator
 
 MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
+ADVICE_SECONDS = 30.0  # the unsettled-images note is worked out for at most this long (compiling included)
 # Energy per operation at 45 nm, 32-bit float (Horowitz, ISSCC 2014), as the conversion literature counts it.
 PJ_PER_ACCUMULATE, PJ_PER_MAC = 0.9, 4.6
 
@@ -114,12 +115,13 @@ class _Totals:
 class _Replica:
     """One device's share of a spiking run: its own simulators, placed on that device."""
 
-    def __init__(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, weights: checkpoint.Checkpoint, device: str):
-        self.cfg, self.sn, self.device = cfg, sn, device
+    def __init__(self, cfg: SpikingConfig, spiking_net: convert.SpikingNetwork, weights: checkpoint.Checkpoint,
+                 device: str):
+        self.cfg, self.spiking_net, self.device = cfg, spiking_net, device
         with tf.device(device):
             # a rule the fast simulator cannot run is simulated on the reference; the fast one still gives the ANN
             rule = cfg.neuron_rule if neurons.rule(cfg.neuron_rule).fast else neurons.DEFAULT_RULE
-            self.fast = FastSimulator(sn, early_exit=cfg.early_exit, rule=rule)
+            self.fast = FastSimulator(spiking_net, early_exit=cfg.early_exit, rule=rule)
             model = build_ann(cfg.network, cfg.k)
             checkpoint.assign(model, weights)
         self.float32_forward = tf.function(lambda x: model(x, is_train=False), reduce_retracing=True)
@@ -133,7 +135,7 @@ class _Replica:
             else:
                 if stop():
                     raise Stopped
-                result = reference.simulate(self.sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+                result = reference.simulate(self.spiking_net, x_spikes, cfg.time_steps, cfg.neuron_rule)
             float32 = [o.numpy() for o in self.float32_forward(x)]
         return _tally(result, ann, y, float32, scale)
 
@@ -172,8 +174,8 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
         tf.config.experimental.enable_tensor_float_32_execution(False)  # TF32 rounds outside the error bound
         print("note: TensorFlow sees a GPU; the exactness guarantee covers CPU kernels (cuDNN may choose Winograd or "
               "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see docs/scaling.md)", flush=True)
-    sn = convert.convert(net, k, weights)
-    replicas = [_Replica(cfg, sn, weights, device) for device in devices]
+    spiking_net = convert.convert(net, k, weights)
+    replicas = [_Replica(cfg, spiking_net, weights, device) for device in devices]
     whole_test = data.load_split(net.dataset, "test", cfg.roots)
     test = whole_test.head(cfg.num_samples)
     if len(test) == 0:
@@ -293,26 +295,26 @@ def _tally(result: SimulationResult, ann: list[np.ndarray], y: np.ndarray, float
 
 
 def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
-    c = dict(zip(BatchTally.COUNTS, totals.counts.tolist()))
-    net, n = cfg.network, max(c["samples"], 1)
+    counts = dict(zip(BatchTally.COUNTS, totals.counts.tolist()))
+    net, n = cfg.network, max(counts["samples"], 1)
     snn_accuracy = (totals.snn_correct / n).tolist()
     return {
         "network": net.name, "k": cfg.k, "checkpoint": provenance.recorded_path(cfg.checkpoint), "simulator": simulator,
-        "neuron_rule": cfg.neuron_rule, "num_samples": c["samples"], "time_steps": cfg.time_steps,
+        "neuron_rule": cfg.neuron_rule, "num_samples": counts["samples"], "time_steps": cfg.time_steps,
         "batch_size": cfg.batch_size, "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
-        "ann_accuracy": c["ann_correct"] / n, "snn_accuracy": snn_accuracy,
-        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), c["ann_correct"]),
-        "agreement": c["agree"] / n, "mismatched_neurons": c["mismatched"],
-        "float32_near_ties": {"neurons": c["float32_neurons"], "predictions": c["float32_predictions"]},
+        "ann_accuracy": counts["ann_correct"] / n, "snn_accuracy": snn_accuracy,
+        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), counts["ann_correct"]),
+        "agreement": counts["agree"] / n, "mismatched_neurons": counts["mismatched"],
+        "float32_near_ties": {"neurons": counts["float32_neurons"], "predictions": counts["float32_predictions"]},
         "hidden_neurons_per_image": net.hidden_neurons(),
-        "spikes_per_image": c["spikes"] / n,
-        "positive_spikes_per_image": (c["spikes"] + c["net"]) / 2 / n,
-        "negative_spikes_per_image": (c["spikes"] - c["net"]) / 2 / n,
-        "sops_per_image": c["synops"] / n,
+        "spikes_per_image": counts["spikes"] / n,
+        "positive_spikes_per_image": (counts["spikes"] + counts["net"]) / 2 / n,
+        "negative_spikes_per_image": (counts["spikes"] - counts["net"]) / 2 / n,
+        "sops_per_image": counts["synops"] / n,
         "ann_macs_per_image": net.macs_per_image(),
         "settle_steps": logs.settle_summary(np.concatenate(totals.settle) if totals.settle else np.zeros(0, int)),
         "layers": _layer_figures(net, totals, cfg.time_steps),
-        "energy_estimate": _energy_estimate(net, c["synops"] / n),
+        "energy_estimate": _energy_estimate(net, counts["synops"] / n),
     }
 
 
@@ -387,9 +389,6 @@ def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, unsettled: n
         if guard.stop():
             raise Interrupted(f"interrupted by {guard.name} while checking the unsettled images; the logs in "
                               f"{cfg.log_dir} are complete", guard.signum)
-
-
-ADVICE_SECONDS = 30.0  # the unsettled-images note is worked out for at most this long (compiling included)
 
 
 def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, unsettled: np.ndarray,

@@ -280,7 +280,7 @@ class _Training:
                 loss, accuracy, final_test = self.evaluate_epoch(epoch, guard)
                 record = training_history.append_epoch(
                     self.state.history, epoch=epoch + 1, run=self.run_index, learning_rate=self.cfg.learning_rate,
-                    train_images=len(self.train), train_loss=totals.loss, train_acc=totals.accuracy,
+                    train_images=len(self.train_split), train_loss=totals.loss, train_acc=totals.accuracy,
                     held_out=self.held_out_name, held_out_loss=loss, held_out_acc=accuracy,
                     seconds=time.time() - started, test_acc=final_test)  # the last record keeps the test accuracy
                 if final_test is not None:
@@ -301,7 +301,7 @@ class _Training:
             checkpoint.assign(self.model, ckpt)
         self.load_training_data()
         self.resume(ckpt)
-        files = sorted({*self.train.files, *self.held_out.files, *self.test.files})
+        files = sorted({*self.train_split.files, *self.held_out.files, *self.test_split.files})
         record = provenance.run_record(cfg.checkpoint if ckpt is not None else None, files, self.started, cfg.roots)
         self.run_index = training_history.start_run(self.state.history, record | {"settings": _settings(cfg)})
         self.train_step = make_train_step(self.model, self.opt, self.strategy, cfg.jit_compile)
@@ -314,8 +314,8 @@ class _Training:
         with self.strategy.scope():
             self.model = build_ann(cfg.network, cfg.k, cfg.precision)
             self.opt = tf.keras.optimizers.Adam(cfg.learning_rate)
-        self.test = _test_set(cfg)
-        self.test_inputs = data.eval_inputs(cfg.network.dataset, self.test)
+        self.test_split = _test_set(cfg)
+        self.test_inputs = data.eval_inputs(cfg.network.dataset, self.test_split)
         self.eval_step = make_eval_step(self.model)
 
     def resume(self, ckpt: checkpoint.Checkpoint | None) -> None:
@@ -338,16 +338,16 @@ class _Training:
         """The training images (the first ``--train_samples``) and the held-out split, checked against
         the batch size and the replicas."""
         cfg, strategy, dataset = self.cfg, self.strategy, self.cfg.network.dataset
-        self.train = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
-        if len(self.train) == 0:
+        self.train_split = data.load_split(dataset, "train", cfg.roots).head(cfg.train_samples)
+        if len(self.train_split) == 0:
             raise data.DataError(f"{dataset}: the training set is empty (the last {data.VALIDATION_SIZE:,} "
                                  f"training images are held out for validation); check the data files")
         self.per_replica = distribute.replica_batch(strategy, cfg.batch_size)
-        if strategy.num_replicas_in_sync > 1 and len(self.train) < cfg.batch_size:
-            raise distribute.DistributeError(f"{len(self.train)} training images do not fill one --batch_size "
+        if strategy.num_replicas_in_sync > 1 and len(self.train_split) < cfg.batch_size:
+            raise distribute.DistributeError(f"{len(self.train_split)} training images do not fill one --batch_size "
                                              f"{cfg.batch_size} batch to split over replicas; lower --batch_size")
-        self.batches_per_epoch = max(1, len(self.train) // cfg.batch_size)
-        self.batch_images = min(cfg.batch_size, len(self.train))
+        self.batches_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
+        self.batch_images = min(cfg.batch_size, len(self.train_split))
         self.held_out_name = data.dataset_of(dataset).held_out
         self.held_out = data.load_split(dataset, self.held_out_name, cfg.roots)
         self.held_inputs = data.eval_inputs(dataset, self.held_out)
@@ -388,7 +388,7 @@ class _Training:
 
         def pipeline(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
             # this worker's slice of every global batch, then one batch per local replica in replica order
-            ds = data.train_batches(cfg.network.dataset, self.train, cfg.batch_size, cfg.seed or 0, epoch, skip,
+            ds = data.train_batches(cfg.network.dataset, self.train_split, cfg.batch_size, cfg.seed or 0, epoch, skip,
                                     shard=(ctx.input_pipeline_id, ctx.num_input_pipelines))
             return ds.rebatch(self.per_replica) if self.per_replica * ctx.num_input_pipelines < cfg.batch_size else ds
         return self.strategy.distribute_datasets_from_function(pipeline)
@@ -414,7 +414,7 @@ class _Training:
         return loss, accuracy, final_test
 
     def test_accuracy(self, stop: Callable[[], bool]) -> float:
-        return exact_test_accuracy(self.cfg, self.model, self.test_inputs, self.test.y, self.eval_step, stop)
+        return exact_test_accuracy(self.cfg, self.model, self.test_inputs, self.test_split.y, self.eval_step, stop)
 
     def signalled(self, signum: int | None) -> int | None:
         """The signal every worker acts on: a signal on any worker stops all of them after the same batch."""
