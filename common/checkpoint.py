@@ -471,9 +471,14 @@ def _write_safetensors(path: Path, weights: dict[str, np.ndarray], metadata: dic
 
 
 def identify(path: str | Path) -> tuple[Network, int | None]:
-    """The network and k a checkpoint (``.npz`` or ``.safetensors``) says it holds, read from its metadata."""
+    """The network and k a checkpoint (``.npz`` or ``.safetensors``) says it holds, read from its metadata.
+
+    The network is looked up among the registered ones, those of the extensions in ``$NEGSPIKE_EXTENSIONS``
+    included (:mod:`common.extensions`)."""
+    from common import extensions
     from common.networks import NETWORKS
 
+    extensions.load()
     path = Path(path)
     if not path.is_file() or not (zipfile.is_zipfile(path) or is_safetensors(path)):
         what = "does not exist" if not path.exists() else "is not a checkpoint (neither .npz nor .safetensors)"
@@ -483,13 +488,17 @@ def identify(path: str | Path) -> tuple[Network, int | None]:
     name = str(name) if name is not None and name.dtype.kind == "U" else None
     if name not in NETWORKS:
         raise CheckpointError(f"{path} is not a checkpoint of this package (its meta/network is "
-                              f"{'missing' if name is None else repr(name[:40])})")
+                              f"{'missing' if name is None else repr(name[:40])}; a network of an extension is "
+                              f"known once --extension FILE or $NEGSPIKE_EXTENSIONS names the file registering it)")
     k = _meta_int(meta, "meta/k", FP32_K - 1, *META_LIMITS["meta/k"], path)
     return NETWORKS[name], None if k == FP32_K else k
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """``python -m common.checkpoint export SRC DST [--float16] [--format F] [--extension FILE]``."""
     import argparse
+
+    from common import extensions
 
     parser = argparse.ArgumentParser(prog="python -m common.checkpoint",
                                      description="Export a checkpoint for shipping, without optimizer state.")
@@ -500,8 +509,15 @@ if __name__ == "__main__":
     parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                         help="npz (this package's checkpoint) or safetensors (weights as tensors, the metadata as "
                              "strings); default: safetensors if DST ends in .safetensors, else npz")
-    args = parser.parse_args()
+    parser.add_argument("--extension", action="append", default=[], type=Path, metavar="FILE",
+                        help="a Python file registering the checkpoint's network (e.g. examples/digits/digits.py)")
+    args = parser.parse_args(argv)
     try:
+        extensions.load(args.extension)
         export(args.src, args.dst, float16=args.float16, file_format=args.format)
     except (CheckpointError, OSError, ValueError, zipfile.BadZipFile) as e:
         parser.exit(1, f"error: cannot export {args.src} to {args.dst}: {getattr(e, 'strerror', None) or e}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -67,7 +67,7 @@ LEVEL_RULE = "round(max(fl32(fl32(z) * scale) + bias, 0) + 1e-5), z exact then r
 def spike_range(rule: str) -> tuple[int, int]:
     """The smallest and largest spike of a level rule, read off its own ``step`` (-1..1 for ``lossless``)."""
     kind = neurons.rule(rule)
-    if not issubclass(kind, neurons.LevelRule):
+    if not neurons.is_level_rule(kind):
         raise ValueError(f"--neuron_rule {rule}: only level rules ({', '.join(level_rules())}) can be exported; "
                          f"the '{rule}' rule keeps a float64 membrane that the file does not describe")
     spike, _ = kind.step(np.array([-9.0, 9.0], np.float32), np.zeros(2, np.float32))
@@ -75,7 +75,7 @@ def spike_range(rule: str) -> tuple[int, int]:
 
 
 def level_rules() -> list[str]:
-    return [name for name, kind in neurons.RULES.items() if issubclass(kind, neurons.LevelRule)]
+    return [name for name, kind in neurons.RULES.items() if neurons.is_level_rule(kind)]
 
 
 def describe(spiking_net: SpikingNetwork, rule: str = neurons.DEFAULT_RULE) -> dict:
@@ -129,10 +129,11 @@ def export_snn(spiking_net: SpikingNetwork, path: str | Path, rule: str = neuron
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m common.convert export CHECKPOINT DST [--neuron_rule R]``: convert and write the network."""
+    """``python -m common.convert export CHECKPOINT DST [--neuron_rule R] [--extension FILE]``: convert and write
+    the network."""
     import argparse
 
-    from common import checkpoint
+    from common import checkpoint, extensions
 
     parser = argparse.ArgumentParser(
         prog="python -m common.convert",
@@ -143,8 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dst", type=Path, help="the file to write, e.g. mnist_k1_snn.safetensors")
     parser.add_argument("--neuron_rule", default=neurons.DEFAULT_RULE, choices=level_rules(),
                         help="the level rule the file names (default: %(default)s)")
+    parser.add_argument("--extension", action="append", default=[], type=Path, metavar="FILE",
+                        help="a Python file registering the checkpoint's network (e.g. examples/digits/digits.py)")
     args = parser.parse_args(argv)
     try:
+        extensions.load(args.extension)
         network, k = checkpoint.identify(args.checkpoint)
         if k is None:
             raise CheckpointError(f"{args.checkpoint} is an FP32 checkpoint; convert a quantized one (k >= 0)")

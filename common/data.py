@@ -564,7 +564,10 @@ DATASETS: dict[str, Dataset] = {}
 
 
 def register(dataset: Dataset) -> Dataset:
-    """Add ``dataset`` to :data:`DATASETS` (replacing an entry of the same name); returns it."""
+    """Add ``dataset`` to :data:`DATASETS` under its name; returns it. A second, different dataset of the same name
+    is refused with a ValueError (the same description again, from a module imported twice, changes nothing)."""
+    if DATASETS.get(dataset.name, dataset) != dataset:
+        raise ValueError(f"a different dataset called {dataset.name!r} is already registered")
     DATASETS[dataset.name] = dataset
     return dataset
 

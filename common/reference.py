@@ -91,7 +91,8 @@ def readout(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 class LevelNeurons:
-    """A layer of neurons that fire by a level rule: from the exact level of all input so far."""
+    """A layer of neurons that fire by a level rule (:class:`common.neurons.LevelRule`): from the exact
+    level of all input so far."""
 
     def __init__(self, rule: type[neurons.LevelRule], layer: SpikingLayer):
         self.rule = rule
@@ -100,9 +101,31 @@ class LevelNeurons:
     def reset(self, shape: tuple[int, ...]) -> None:
         self.count = np.zeros(shape, np.float32)
 
-    def step(self, cumulative_input: np.ndarray) -> np.ndarray:
+    def step(self, spikes_in: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
         spike, self.count = self.rule.step(self.synapses.levels(cumulative_input), self.count, np)
         return spike
+
+
+class MembraneNeurons:
+    """A layer of neurons of a membrane rule (:class:`common.neurons.MembraneRule`): fed each step's
+    synaptic current, the convolution of the spikes that arrived in that step."""
+
+    def __init__(self, rule: type[neurons.MembraneRule], layer: SpikingLayer, k: int):
+        self.layer = layer
+        self.neurons = rule(layer, k)
+
+    def reset(self, shape: tuple[int, ...]) -> None:
+        self.neurons.reset(shape)
+
+    def step(self, spikes_in: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
+        return self.neurons.step(conv2d(spikes_in, self.layer.kernel, self.layer.conv))
+
+
+def layer_neurons(kind: type, layer: SpikingLayer, k: int) -> LevelNeurons | MembraneNeurons:
+    """The neurons of one layer for the rule ``kind``, chosen by the rule's protocol."""
+    if issubclass(kind, neurons.MembraneRule):
+        return MembraneNeurons(kind, layer, k)
+    return LevelNeurons(kind, layer)
 
 
 def simulate(spiking_net: SpikingNetwork, x: np.ndarray, time_steps: int,
@@ -113,8 +136,7 @@ def simulate(spiking_net: SpikingNetwork, x: np.ndarray, time_steps: int,
     shapes = spiking_net.network.shapes()[1:]
     result = SimulationResult.empty(shapes, spiking_net.network.classes, batch, time_steps)
     kind = neurons.rule(rule)
-    by_level = issubclass(kind, neurons.LevelRule)
-    layers = [LevelNeurons(kind, layer) if by_level else kind(layer, spiking_net.k) for layer in spiking_net.layers]
+    layers = [layer_neurons(kind, layer, spiking_net.k) for layer in spiking_net.layers]
     for neuron, shape in zip(layers, shapes):
         neuron.reset((batch, *shape))
     cumulative = [np.zeros((batch, *shape), np.float32) for shape in shapes]
@@ -122,8 +144,8 @@ def simulate(spiking_net: SpikingNetwork, x: np.ndarray, time_steps: int,
     image = np.asarray(x, np.float32)
     for t in range(time_steps):
         spikes_in, cumulative_in = (image if t == 0 else np.zeros_like(image)), image
-        for i, (layer, neuron) in enumerate(zip(spiking_net.layers, layers)):
-            spike = neuron.step(cumulative_in) if by_level else neuron.step(conv2d(spikes_in, layer.kernel, layer.conv))
+        for i, neuron in enumerate(layers):
+            spike = neuron.step(spikes_in, cumulative_in)
             cumulative[i] += spike
             magnitude = np.abs(spike)
             result.spikes[t, i] = magnitude.sum(axis=(1, 2, 3))

@@ -31,7 +31,8 @@ MAX_CHUNK_STEPS = 4  # steps per compiled chunk: settled samples leave the batch
 
 
 class TensorFlowArrays:
-    """The part of the NumPy API the neuron rules use, as TensorFlow operations.
+    """The array namespace the fast simulator gives level rules (:class:`common.neurons.ArrayNamespace`), as
+    TensorFlow operations.
 
     ``tf.experimental.numpy.clip`` broadcasts its bounds to a full tensor first; this does not."""
 
@@ -59,7 +60,7 @@ class FastSimulator:
                  early_exit: bool = True, max_chunk_steps: int = MAX_CHUNK_STEPS,
                  rule: type[neurons.LevelRule] | str = neurons.DEFAULT_RULE):
         self.rule = neurons.rule(rule) if isinstance(rule, str) else rule
-        if not issubclass(self.rule, neurons.LevelRule):
+        if not neurons.is_level_rule(self.rule):
             raise ValueError(f"--neuron_rule {self.rule.name} runs on the reference simulator only")
         self.spiking_net = spiking_net
         self.early_exit = early_exit
