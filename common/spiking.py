@@ -162,8 +162,47 @@ def run(cfg: SpikingConfig) -> dict:
 
 
 def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -> dict:
-    chief = distribute.is_chief(strategy)
-    net, k, scale = cfg.network, cfg.k, float(2 ** cfg.k)
+    """The stages of a run: prepare, simulate (until done or a signal), total in batch order, summarize;
+    the chief then writes and reports."""
+    prepared = _prepare(cfg, strategy)
+    with SignalGuard() as guard:
+        tallies = _simulate(cfg, strategy, prepared, guard)
+    totals = _totals_in_order(tallies, len(prepared.batches), cfg.time_steps)
+    if totals.count("samples") == 0:  # no finished batch: no figures to report, nothing to write
+        signum = guard.signum or signal.SIGTERM
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name} before the first batch finished: "
+                          f"nothing written; {cfg.log_dir} is unchanged", signum)
+    summary = _run_summary(cfg, prepared, totals, started)
+    if not distribute.is_chief(strategy):
+        print("done: the chief wrote the logs", flush=True)
+        return summary
+    _write(cfg, summary, totals)
+    if summary["partial"]:
+        signum = guard.signum or signal.SIGTERM
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
+                          f"{totals.count('samples')} images simulated so far to {cfg.log_dir} (marked partial)",
+                          signum)
+    _report(cfg, summary, prepared.replicas[0].fast, _unsettled(prepared, totals))
+    return summary
+
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # inputs, noisy inputs times 2^k, labels
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """What a run simulates: one replica per local device, the test images in batches, and which simulator."""
+
+    replicas: list[_Replica]
+    batches: list[Batch]
+    test: data.Split  # the images simulated (the first --num_samples)
+    test_images: int  # of the whole test set
+    simulator: str
+
+
+def _prepare(cfg: SpikingConfig, strategy: tf.distribute.Strategy) -> _Prepared:
+    """Load and convert the checkpoint, build a replica per local device, read the test images into batches."""
+    net, k = cfg.network, cfg.k
     weights = checkpoint.load(cfg.checkpoint, net, k)
     simulator = cfg.simulator if neurons.rule(cfg.neuron_rule).fast else "reference"
     devices = distribute.local_devices(strategy)
@@ -180,54 +219,70 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
     test = whole_test.head(cfg.num_samples)
     if len(test) == 0:
         raise data.DataError(f"{net.dataset}: the test set is empty; check the data files")
-    inputs = data.eval_inputs(net.dataset, test)
-    n_batches = -(-len(test) // cfg.batch_size)
+    return _Prepared(replicas, _batches(cfg, test), test, len(whole_test), simulator)
+
+
+def _batches(cfg: SpikingConfig, test: data.Split) -> list[Batch]:
+    """The test images in batches, each with its noisy input times ``2^k``."""
+    inputs = data.eval_inputs(cfg.network.dataset, test)
     rng = np.random.default_rng(cfg.seed)
     batches = []  # every worker draws the whole noise stream in batch order, so each batch gets its own draws
-    for b in range(n_batches):
+    for b in range(-(-len(test) // cfg.batch_size)):
         rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-        batches.append((inputs[rows], noisy(inputs[rows], cfg.noise_ratio, rng) * scale, test.y[rows]))
+        batches.append((inputs[rows], noisy(inputs[rows], cfg.noise_ratio, rng) * float(2 ** cfg.k), test.y[rows]))
+    return batches
 
-    first_slot = distribute.worker_index(strategy) * len(devices)
+
+def _simulate(cfg: SpikingConfig, strategy: tf.distribute.Strategy, prepared: _Prepared,
+              guard: SignalGuard) -> dict[int, BatchTally]:
+    """Every batch's tally, by batch number: batch ``b`` on replica ``b mod R``, each local replica in a thread of
+    its own, then every worker's tallies on every worker. A signal stops the replicas at their next batch."""
+    n_batches, replicas = len(prepared.batches), prepared.replicas
+    first_slot = distribute.worker_index(strategy) * len(replicas)
     tallies: dict[int, BatchTally] = {}
     progress = Progress(n_batches, "spiking")
-    with SignalGuard() as guard:
-        def share(replica: int) -> None:
-            for b in range(first_slot + replica, n_batches, strategy.num_replicas_in_sync):
-                try:
-                    tallies[b] = replicas[replica].tally(*batches[b], simulator, guard.stop)
-                except Stopped:
-                    return
-                progress.update(len(tallies), len(batches[b][2]))
-                if guard.stop():
-                    return
 
-        if len(replicas) == 1:
-            share(0)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(len(replicas)) as pool:
-                for future in [pool.submit(share, r) for r in range(len(replicas))]:
-                    future.result()
-        tallies = _gather(strategy, tallies, n_batches, cfg)
+    def share(replica: int) -> None:
+        for b in range(first_slot + replica, n_batches, strategy.num_replicas_in_sync):
+            try:
+                tallies[b] = replicas[replica].tally(*prepared.batches[b], prepared.simulator, guard.stop)
+            except Stopped:
+                return
+            progress.update(len(tallies), len(prepared.batches[b][2]))
+            if guard.stop():
+                return
 
-    totals = _Totals(cfg.time_steps)
-    for b in range(n_batches):  # in batch order, up to the first batch not simulated (a signal stopped it)
+    if len(replicas) == 1:
+        share(0)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(len(replicas)) as pool:
+            for future in [pool.submit(share, r) for r in range(len(replicas))]:
+                future.result()
+    return _gather(strategy, tallies, n_batches, cfg)
+
+
+def _totals_in_order(tallies: dict[int, BatchTally], n_batches: int, time_steps: int) -> _Totals:
+    """The tallies added in batch order, up to the first batch not simulated (a signal stopped it)."""
+    totals = _Totals(time_steps)
+    for b in range(n_batches):
         if b not in tallies:
             break
         totals.add(tallies[b])
-    partial = totals.count("samples") < len(test)
-    if totals.count("samples") == 0:  # no finished batch: no figures to report, nothing to write
-        signum = guard.signum or signal.SIGTERM
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name} before the first batch finished: "
-                          f"nothing written; {cfg.log_dir} is unchanged", signum)
-    summary = _summary(cfg, totals, simulator)
-    summary["partial"] = partial
-    summary["test_images"] = len(whole_test)
+    return totals
+
+
+def _run_summary(cfg: SpikingConfig, prepared: _Prepared, totals: _Totals, started: float) -> dict:
+    """``summary.json``: the figures of :func:`_summary`, whether the run is partial, and its run record."""
+    summary = _summary(cfg, totals, prepared.simulator)
+    summary["partial"] = totals.count("samples") < len(prepared.test)
+    summary["test_images"] = prepared.test_images
     summary["differs_from_defaults"] = logs.differences(summary)
-    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started, cfg.roots)
-    if not chief:
-        print("done: the chief wrote the logs", flush=True)
-        return summary
+    summary["run"] = provenance.run_record(cfg.checkpoint, prepared.test.files, started, cfg.roots)
+    return summary
+
+
+def _write(cfg: SpikingConfig, summary: dict, totals: _Totals) -> None:
+    """The four logs and ``summary.json`` as one set (an earlier run moved aside), and TensorBoard's summaries."""
     try:
         moved = logs.write_logs(cfg.log_dir, totals.lines, summary, cfg.replace_logs)
     except OSError as e:
@@ -243,15 +298,12 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
             raise logs.LogDirError(f"wrote the logs to {cfg.log_dir}, but cannot write the TensorBoard summaries "
                                    f"into {cfg.tensorboard} ({getattr(e, 'strerror', None) or e.message}); free "
                                    f"some space or pass another --tensorboard") from None
-    if partial:
-        signum = guard.signum or signal.SIGTERM
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
-                          f"{totals.count('samples')} images simulated so far to {cfg.log_dir} (marked partial)",
-                          signum)
+
+
+def _unsettled(prepared: _Prepared, totals: _Totals) -> np.ndarray:
+    """The inputs (times ``2^k``) of the images still spiking at the last step."""
     settle = np.concatenate(totals.settle)
-    unsettled = np.concatenate([spikes for _, spikes, _ in batches])[:len(settle)][settle < 0]
-    _report(cfg, summary, replicas[0].fast, unsettled)
-    return summary
+    return np.concatenate([spikes for _, spikes, _ in prepared.batches])[:len(settle)][settle < 0]
 
 
 def _gather(strategy: tf.distribute.Strategy, tallies: dict[int, BatchTally], n_batches: int,
