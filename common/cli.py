@@ -296,12 +296,9 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
             ckpt = Path(FLAGS.checkpoint)
         else:  # training writes your own checkpoint; inference reads it, else the shipped one
             ckpt = default_checkpoint(workspace, k) if FLAGS.mode == "training" else checkpoint_to_read(workspace, k)
-        cfg = train.TrainConfig(
-            network=network, k=k, roots=_data_roots(data, workspace), checkpoint=ckpt,
-            mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
-            batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
-            precision=FLAGS.precision, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
-            jit_compile=jit, strategy=strategy, save_minutes=FLAGS.save_minutes)
+        cfg = train.TrainConfig.from_flags(
+            FLAGS, network=network, k=k, roots=_data_roots(data, workspace), checkpoint=ckpt, jit_compile=jit,
+            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None, strategy=strategy)
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)
@@ -328,13 +325,10 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
         from common import checkpoint, data, logs, spiking
 
         ckpt = Path(FLAGS.checkpoint) if FLAGS.checkpoint else checkpoint_to_read(workspace, FLAGS.k)
-        cfg = spiking.SpikingConfig(
-            network=network, k=FLAGS.k, checkpoint=ckpt, roots=_data_roots(data, workspace),
+        cfg = spiking.SpikingConfig.from_flags(
+            FLAGS, network=network, checkpoint=ckpt, roots=_data_roots(data, workspace),
             log_dir=Path(FLAGS.log_dir) if FLAGS.log_dir else workspace / "figs" / f"k{FLAGS.k}",
-            time_steps=time_steps(FLAGS),
-            batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
-            seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
-            replace_logs=FLAGS.replace_logs, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
+            time_steps=time_steps(FLAGS), tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
             strategy=strategy)
         say_devices(strategy)
         try:

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoint, convert, data, distribute, logs, neurons, provenance, reference
+from common.config import RECORDED, Config
 from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
@@ -27,23 +28,50 @@ PJ_PER_ACCUMULATE, PJ_PER_MAC = 0.9, 4.6
 
 
 @dataclasses.dataclass
-class SpikingConfig:
-    network: Network
-    k: int
-    checkpoint: Path
+class SpikingConfig(Config):
+    """One spiking run of a ``Spiking_*.py`` script.
+
+    Args:
+        network, k: the network and its quantization level, as the checkpoint holds them.
+        checkpoint: the quantized ANN's ``.npz`` (or ``.safetensors``) to convert.
+        roots: the data roots searched for the test set.
+        log_dir: where the four logs and ``summary.json`` go (an earlier run there is moved aside).
+        simulator: ``fast`` (TensorFlow) or ``reference`` (plain NumPy); a rule the fast one cannot run
+            runs on the reference.
+        neuron_rule: a name in :data:`common.neurons.RULES`.
+        num_samples: simulate the first N test images (``None``: all).
+        time_steps, batch_size: steps per image; images per batch.
+        noise_ratio, seed: the original's input noise ``1 + (U(0,1) - 0.5) * noise_ratio`` and its seed.
+        early_exit: let an image leave its batch once no neuron spikes (changes no log).
+        replace_logs: replace an earlier run in ``log_dir`` instead of moving it aside.
+        tensorboard: also write per-step scalars into this folder.
+        strategy: the ``tf.distribute`` strategy; ``None``: one device.
+
+    The fields marked recorded open ``summary.json``, in this order (:meth:`get_config`).
+    """
+
+    network: Network = dataclasses.field(metadata=RECORDED)
+    k: int = dataclasses.field(metadata=RECORDED)
+    checkpoint: Path = dataclasses.field(metadata=RECORDED)
     roots: list[Path]
     log_dir: Path
-    time_steps: int = 20
-    batch_size: int = 200
-    num_samples: int | None = None
-    noise_ratio: float = 0.0
-    seed: int | None = None
-    simulator: str = "fast"  # or "reference"
-    neuron_rule: str = neurons.DEFAULT_RULE  # a name in common.neurons.RULES
+    simulator: str = dataclasses.field(default="fast", metadata=RECORDED)
+    neuron_rule: str = dataclasses.field(default=neurons.DEFAULT_RULE, metadata=RECORDED)
+    num_samples: int | None = dataclasses.field(default=None, metadata=RECORDED)
+    time_steps: int = dataclasses.field(default=20, metadata=RECORDED)
+    batch_size: int = dataclasses.field(default=200, metadata=RECORDED)
+    noise_ratio: float = dataclasses.field(default=0.0, metadata=RECORDED)
+    seed: int | None = dataclasses.field(default=None, metadata=RECORDED)
     early_exit: bool = True
-    replace_logs: bool = False  # replace an earlier run in log_dir instead of moving it aside
+    replace_logs: bool = False
     tensorboard: Path | None = None
-    strategy: tf.distribute.Strategy | None = None  # None: one device
+    strategy: tf.distribute.Strategy | None = None
+
+    def get_config(self) -> dict:
+        """The run's settings as ``summary.json`` opens: the network by name, the checkpoint's path as recorded
+        (:func:`common.provenance.recorded_path`)."""
+        return super().get_config() | {"network": self.network.name,
+                                       "checkpoint": provenance.recorded_path(self.checkpoint)}
 
 
 def noisy(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
@@ -350,10 +378,8 @@ def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
     counts = dict(zip(BatchTally.COUNTS, totals.counts.tolist()))
     net, n = cfg.network, max(counts["samples"], 1)
     snn_accuracy = (totals.snn_correct / n).tolist()
-    return {
-        "network": net.name, "k": cfg.k, "checkpoint": provenance.recorded_path(cfg.checkpoint), "simulator": simulator,
-        "neuron_rule": cfg.neuron_rule, "num_samples": counts["samples"], "time_steps": cfg.time_steps,
-        "batch_size": cfg.batch_size, "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
+    return cfg.get_config() | {
+        "simulator": simulator, "num_samples": counts["samples"],  # what ran: the rule's simulator, the images done
         "ann_accuracy": counts["ann_correct"] / n, "snn_accuracy": snn_accuracy,
         "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), counts["ann_correct"]),
         "agreement": counts["agree"] / n, "mismatched_neurons": counts["mismatched"],

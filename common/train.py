@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from common import checkpoint, data, distribute, provenance
 from common import history as training_history
+from common.config import RECORDED, Config
 from common.history import as_history, path_of as history_path  # noqa: F401 - as_history: also train.as_history
 from common.progress import Progress
 from common.signals import Interrupted, SignalGuard, Stopped
@@ -30,23 +31,50 @@ class TrainingError(Exception):
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    network: Network
-    k: int | None  # None: the FP32 baseline
+class TrainConfig(Config):
+    """One training (or evaluation) run of an ANN script.
+
+    Args:
+        network: the network to build (:mod:`common.networks`).
+        k: the quantization level (activations in ``2^k`` steps); ``None`` for the FP32 baseline.
+        checkpoint: the ``.npz`` training writes (and a resumed run or ``mode='inference'`` reads).
+        roots: the data roots searched for the dataset's files.
+        mode: ``training``, or ``inference`` (evaluate the checkpoint only).
+        resume: go on from the checkpoint (else an existing one is moved aside).
+        learning_rate, epochs, batch_size: Adam's rate; the epochs to train; the global batch.
+        train_samples: train on the first N training images (``None``: all).
+        seed: makes weights, shuffling and augmentation repeatable (``None``: not).
+        precision: ``float32``, or ``bfloat16`` for convolutions and matrix products (:mod:`common.precision`).
+        jit_compile: XLA for the training step (its numerics need not match anything bit for bit).
+        tensorboard: also write per-epoch scalars into this folder.
+        save_minutes: also save mid-epoch this long after the last save (0: after each epoch only).
+        strategy: the ``tf.distribute`` strategy; ``None``: the default (one device).
+
+    The fields marked recorded are the ``settings`` of the run in the training history (:meth:`get_config`).
+    """
+
+    network: Network = dataclasses.field(metadata=RECORDED)
+    k: int | None = dataclasses.field(metadata=RECORDED)
     checkpoint: Path
     roots: list[Path]
     mode: str = "training"
     resume: bool = False
-    learning_rate: float = 1e-4
-    epochs: int = 1
-    batch_size: int = 200
-    train_samples: int | None = None
-    seed: int | None = None
-    precision: str = "float32"  # or "bfloat16": convolutions and matrix products (common.precision)
-    jit_compile: bool = False  # XLA for the training step (its numerics need not match anything bit for bit)
-    tensorboard: Path | None = None  # also write per-epoch scalars here
-    save_minutes: float = 10.0  # also save mid-epoch this long after the last save (0: after each epoch only)
-    strategy: tf.distribute.Strategy | None = None  # None: the default (one device)
+    learning_rate: float = dataclasses.field(default=1e-4, metadata=RECORDED)
+    epochs: int = dataclasses.field(default=1, metadata=RECORDED)
+    batch_size: int = dataclasses.field(default=200, metadata=RECORDED)
+    train_samples: int | None = dataclasses.field(default=None, metadata=RECORDED)
+    seed: int | None = dataclasses.field(default=None, metadata=RECORDED)
+    precision: str = dataclasses.field(default="float32", metadata=RECORDED)
+    jit_compile: bool = dataclasses.field(default=False, metadata=RECORDED)
+    tensorboard: Path | None = None
+    save_minutes: float = 10.0
+    strategy: tf.distribute.Strategy | None = dataclasses.field(default=None, metadata=RECORDED)
+
+    def get_config(self) -> dict:
+        """The run's settings as the history records them: the network by name, the strategy by name and
+        its replicas."""
+        return super().get_config() | {"network": self.network.name, "strategy": _strategy_name(self.strategy),
+                                       "replicas": self.strategy.num_replicas_in_sync if self.strategy else 1}
 
 
 def set_seed(seed: int | None) -> None:
@@ -303,7 +331,7 @@ class _Training:
         self.resume(ckpt)
         files = sorted({*self.train_split.files, *self.held_out.files, *self.test_split.files})
         record = provenance.run_record(cfg.checkpoint if ckpt is not None else None, files, self.started, cfg.roots)
-        self.run_index = training_history.start_run(self.state.history, record | {"settings": _settings(cfg)})
+        self.run_index = training_history.start_run(self.state.history, record | {"settings": cfg.get_config()})
         self.train_step = make_train_step(self.model, self.opt, self.strategy, cfg.jit_compile)
         self.tensorboard = tf.summary.create_file_writer(str(cfg.tensorboard)) \
             if cfg.tensorboard and self.chief else None
@@ -473,14 +501,6 @@ class _Training:
                   f"images", flush=True)
         print(f"test accuracy: {test_acc:.4f}", flush=True)
         return test_acc
-
-
-def _settings(cfg: TrainConfig) -> dict:
-    return {"network": cfg.network.name, "k": cfg.k, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size, "train_samples": cfg.train_samples, "seed": cfg.seed,
-            "precision": cfg.precision, "jit_compile": cfg.jit_compile,
-            "strategy": _strategy_name(cfg.strategy),
-            "replicas": cfg.strategy.num_replicas_in_sync if cfg.strategy else 1}
 
 
 def _strategy_name(strategy: tf.distribute.Strategy | None) -> str:
