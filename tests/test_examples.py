@@ -72,3 +72,27 @@ def _digits_checkpoint(tmp_path, rng):
     path = tmp_path / "k1.npz"
     checkpoint.save(path, network, 1, random_weights(network, rng), epoch=1)
     return path
+
+
+def test_every_registry_refuses_a_second_entry_of_one_name(registries, monkeypatch):
+    from common import neurons
+
+    monkeypatch.setattr(neurons, "RULES", dict(neurons.RULES))
+    mnist = data.DATASETS["mnist"]
+    assert data.register(mnist) is mnist and networks.register(networks.MNIST_LENET) is networks.MNIST_LENET
+    with pytest.raises(ValueError, match="a different dataset called 'mnist'"):
+        data.register(data.Dataset("mnist", mnist.format, (28, 28, 1), classes=5))
+    with pytest.raises(ValueError, match="a different network called 'mnist_lenet'"):
+        networks.register(networks.Network("mnist_lenet", "mnist", (28, 28, 1), (networks.Conv(4, 28),)))
+
+    class Lossless(neurons.Rule):
+        name, help = "lossless", "another rule under a taken name"
+
+        @staticmethod
+        def step(level, count, xp=None):
+            return level, count
+
+    with pytest.raises(ValueError, match="a neuron rule called 'lossless' is already registered"):
+        neurons.register(Lossless)
+    assert neurons.RULES["lossless"] is neurons.NegativeSpikeIF
+    assert neurons.is_level_rule(neurons.NegativeSpikeIF) and not neurons.is_level_rule(neurons.OriginalIF)
