@@ -23,19 +23,20 @@ Keys (docs/reliability.md documents them; the SNN side reads them)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common import history as training_history
-from common.fsutil import atomic_write, exclusive_lock
+from common.fsutil import atomic_write, exclusive_lock, first_free_backup
 from common.networks import OUTPUT_NAME, Network, layer_names
 
 if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
@@ -79,6 +80,7 @@ MAX_BATCH = 10 ** 7
 # what the reader accepts of each integer: the writer refuses anything else, so every file it writes is readable
 META_LIMITS = {"meta/k": (FP32_K, 64), "meta/epoch": (0, MAX_EPOCH), "meta/batch": (0, MAX_BATCH),
                "meta/target_epoch": (0, MAX_EPOCH)}
+META_NAMES = ("meta/network", "meta/k", "meta/epoch", "meta/batch", "meta/target_epoch")  # read before the rest
 
 
 def save(path: str | Path, network: Network, k: int | None, weights: dict[str, np.ndarray],
@@ -126,15 +128,27 @@ def _write(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
                               f"kept whole; free some space or pass another --checkpoint") from None
 
 
-class Checkpoint(dict):
-    """The arrays of a checkpoint, with its metadata as attributes."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Checkpoint(Mapping[str, np.ndarray]):
+    """A checked checkpoint: its weight arrays by name (``ckpt[name]``, ``for name in ckpt``, ``dict(ckpt)``)
+    and its metadata: the epochs completed, the batch within the next one, the epoch training aims at, the
+    optimizer's state and the training history, if the file holds one."""
 
-    epoch: int
-    batch: int
-    target_epoch: int
-    optimizer: list[np.ndarray]
-    history: dict | None
+    weights: dict[str, np.ndarray]
+    epoch: int = 0
+    batch: int = 0
+    target_epoch: int = 0
+    optimizer: list[np.ndarray] = dataclasses.field(default_factory=list)
+    history: dict | None = None
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.weights[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.weights)
+
+    def __len__(self) -> int:
+        return len(self.weights)
 
 
 def _read_members(path: Path, wanted: dict[str, tuple[int, ...] | None], max_items: int) -> dict[str, np.ndarray]:
@@ -249,7 +263,21 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     crafted file cannot make it allocate more than the network's own size. Weights must be finite
     as float32 and variances non-negative: anything else cannot be a trained network.
     """
-    path = Path(path)
+    path = _check_file(Path(path))
+    shapes = expected_shapes(network)
+    arrays = _read_checked(path, dict.fromkeys(META_NAMES, ()), 1024)
+    _check_identity(path, arrays, network, k)
+    rest: dict[str, tuple[int, ...] | None] = {**shapes, "meta/history": ()}
+    rest.update({f"optimizer/{i:03d}": None for i in range(2 * len(shapes) + 2)})
+    arrays.update(_read_checked(path, rest, sum(int(np.prod(shape)) for shape in shapes.values())))
+    weights = _checked_weights(path, arrays, shapes)
+    epoch, batch, target_epoch = _checked_position(path, arrays)
+    return Checkpoint(weights, epoch, batch, target_epoch, _checked_optimizer(path, arrays),
+                      _checked_history(path, arrays))
+
+
+def _check_file(path: Path) -> Path:
+    """``path``, if it is a file that can be a checkpoint: a zip archive or a safetensors file."""
     if path.is_dir():
         raise CheckpointError(f"--checkpoint {path} is a folder; name a .npz file")
     if not path.is_file():
@@ -258,26 +286,27 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
     if not zipfile.is_zipfile(path) and not is_safetensors(path):  # np.load would take any other file for a pickle
         raise CheckpointError(f"checkpoint {path} is not a valid .npz file (not a zip archive); "
                               f"it may be truncated or not a checkpoint")
-    shapes = expected_shapes(network)
-    total = sum(int(np.prod(shape)) for shape in shapes.values())
-    meta: dict[str, tuple[int, ...] | None] = {
-        name: () for name in ("meta/network", "meta/k", "meta/epoch", "meta/batch", "meta/target_epoch")}
-    rest: dict[str, tuple[int, ...] | None] = {**shapes, "meta/history": ()}
-    rest.update({f"optimizer/{i:03d}": None for i in range(2 * len(shapes) + 2)})
-    arrays = _read_checked(path, meta, 1024)
-    meta_network = arrays.get("meta/network")
+    return path
+
+
+def _check_identity(path: Path, meta: dict[str, np.ndarray], network: Network, k: int | None) -> None:
+    """Refuse a checkpoint of another network or another k (FP32: ``k`` None) before its weights are read."""
+    meta_network = meta.get("meta/network")
     meta_network = str(meta_network) if meta_network is not None and meta_network.dtype.kind == "U" else ""
     if meta_network != network.name:
         raise CheckpointError(f"checkpoint {path} is for network '{meta_network or 'unknown'}', "
                               f"not '{network.name}'")
-    saved_k = _meta_int(arrays, "meta/k", FP32_K - 1, FP32_K - 1, META_LIMITS["meta/k"][1], path)
-    wanted_k = FP32_K if k is None else k
-    if saved_k != wanted_k:
+    saved_k = _meta_int(meta, "meta/k", FP32_K - 1, FP32_K - 1, META_LIMITS["meta/k"][1], path)
+    if saved_k != (FP32_K if k is None else k):
         saved = "FP32" if saved_k == FP32_K else ("unknown" if saved_k < FP32_K else f"k={saved_k}")
         raise CheckpointError(f"checkpoint {path} was trained with {saved}, not {k_label(k)}; "
                               f"pass the matching --k or another --checkpoint")
-    arrays.update(_read_checked(path, rest, total))
-    ckpt = Checkpoint()
+
+
+def _checked_weights(path: Path, arrays: dict[str, np.ndarray],
+                     shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Every array of the network as float32, each present, finite, and (variances) non-negative."""
+    weights = {}
     for name in shapes:
         if name not in arrays:
             raise CheckpointError(f"checkpoint {path} lacks the array '{name}'")
@@ -292,12 +321,21 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
         if name.endswith("/moving_var") and (value < 0).any():
             raise CheckpointError(f"checkpoint {path}: '{name}' holds negative variances; "
                                   f"it cannot be a trained network")
-        ckpt[name] = value
-    ckpt.epoch = _meta_int(arrays, "meta/epoch", 0, *META_LIMITS["meta/epoch"], path)
-    ckpt.batch = _meta_int(arrays, "meta/batch", 0, *META_LIMITS["meta/batch"], path)
-    ckpt.target_epoch = _meta_int(arrays, "meta/target_epoch", ckpt.epoch, *META_LIMITS["meta/target_epoch"], path)
-    ckpt.optimizer = [arrays[n] for n in sorted(n for n in arrays if n.startswith("optimizer/"))]
-    for name in sorted(n for n in arrays if n.startswith("optimizer/")):
+        weights[name] = value
+    return weights
+
+
+def _checked_position(path: Path, arrays: dict[str, np.ndarray]) -> tuple[int, int, int]:
+    """Where training stands: epochs completed, batches into the next, and the epoch it aims at."""
+    epoch = _meta_int(arrays, "meta/epoch", 0, *META_LIMITS["meta/epoch"], path)
+    batch = _meta_int(arrays, "meta/batch", 0, *META_LIMITS["meta/batch"], path)
+    return epoch, batch, _meta_int(arrays, "meta/target_epoch", epoch, *META_LIMITS["meta/target_epoch"], path)
+
+
+def _checked_optimizer(path: Path, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The optimizer's state in order: numbers, finite, its step count not negative."""
+    names = sorted(n for n in arrays if n.startswith("optimizer/"))
+    for name in names:
         state = arrays[name]
         if state.dtype.kind not in "iuf" or (state.dtype.kind == "f" and not np.isfinite(state).all()) \
                 or (state.ndim == 0 and state < 0):
@@ -305,16 +343,20 @@ def load(path: str | Path, network: Network, k: int | None) -> Checkpoint:
                                   f"{'NaN or infinite values' if state.dtype.kind == 'f' else 'no numbers'}"
                                   f"{' or a negative count' if state.ndim == 0 else ''}; the file is damaged; "
                                   f"resume from a backup, or train afresh with --resume False")
-    ckpt.history = None
-    if "meta/history" in arrays:
-        history = arrays["meta/history"]
-        if history.dtype.kind != "U":
-            raise CheckpointError(f"checkpoint {path}: its training history is not text")
-        try:
-            ckpt.history = training_history.parse(str(history), f"checkpoint {path}")
-        except training_history.HistoryError as e:
-            raise CheckpointError(str(e)) from None
-    return ckpt
+    return [arrays[name] for name in names]
+
+
+def _checked_history(path: Path, arrays: dict[str, np.ndarray]) -> dict | None:
+    """The training history the checkpoint holds, parsed and checked; None if it holds none."""
+    if "meta/history" not in arrays:
+        return None
+    history = arrays["meta/history"]
+    if history.dtype.kind != "U":
+        raise CheckpointError(f"checkpoint {path}: its training history is not text")
+    try:
+        return training_history.parse(str(history), f"checkpoint {path}")
+    except training_history.HistoryError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -353,12 +395,7 @@ def back_up(path: Path) -> Path:
     if not is_checkpoint(path):
         raise CheckpointError(f"{path} exists and is not a checkpoint of this package; move it away or pass "
                               f"another --checkpoint")
-    n = 0
-    while True:
-        backup = path.with_name(f"{path.name}.bak{n or ''}")
-        if not backup.exists():
-            break
-        n += 1
+    backup = first_free_backup(path)
     os.replace(path, backup)
     history = training_history.path_of(path)
     if history.is_file():
@@ -476,9 +513,14 @@ def _write_safetensors(path: Path, weights: dict[str, np.ndarray], metadata: dic
 
 
 def identify(path: str | Path) -> tuple[Network, int | None]:
-    """The network and k a checkpoint (``.npz`` or ``.safetensors``) says it holds, read from its metadata."""
+    """The network and k a checkpoint (``.npz`` or ``.safetensors``) says it holds, read from its metadata.
+
+    The network is looked up among the registered ones, those of the extensions in ``$NEGSPIKE_EXTENSIONS``
+    included (:mod:`common.extensions`)."""
+    from common import extensions
     from common.networks import NETWORKS
 
+    extensions.load()
     path = Path(path)
     if not path.is_file() or not (zipfile.is_zipfile(path) or is_safetensors(path)):
         what = "does not exist" if not path.exists() else "is not a checkpoint (neither .npz nor .safetensors)"
@@ -488,13 +530,17 @@ def identify(path: str | Path) -> tuple[Network, int | None]:
     name = str(name) if name is not None and name.dtype.kind == "U" else None
     if name not in NETWORKS:
         raise CheckpointError(f"{path} is not a checkpoint of this package (its meta/network is "
-                              f"{'missing' if name is None else repr(name[:40])})")
+                              f"{'missing' if name is None else repr(name[:40])}; a network of an extension is "
+                              f"known once --extension FILE or $NEGSPIKE_EXTENSIONS names the file registering it)")
     k = _meta_int(meta, "meta/k", FP32_K - 1, *META_LIMITS["meta/k"], path)
     return NETWORKS[name], None if k == FP32_K else k
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """``python -m common.checkpoint export SRC DST [--float16] [--format F] [--extension FILE]``."""
     import argparse
+
+    from common import extensions
 
     parser = argparse.ArgumentParser(prog="python -m common.checkpoint",
                                      description="Export a checkpoint for shipping, without optimizer state.")
@@ -505,8 +551,15 @@ if __name__ == "__main__":
     parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                         help="npz (this package's checkpoint) or safetensors (weights as tensors, the metadata as "
                              "strings); default: safetensors if DST ends in .safetensors, else npz")
-    args = parser.parse_args()
+    parser.add_argument("--extension", action="append", default=[], type=Path, metavar="FILE",
+                        help="a Python file registering the checkpoint's network (e.g. examples/digits/digits.py)")
+    args = parser.parse_args(argv)
     try:
+        extensions.load(args.extension)
         export(args.src, args.dst, float16=args.float16, file_format=args.format)
     except (CheckpointError, OSError, ValueError, zipfile.BadZipFile) as e:
         parser.exit(1, f"error: cannot export {args.src} to {args.dst}: {getattr(e, 'strerror', None) or e}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,113 +35,118 @@ class _BoolValueParser(flags.ArgumentParser):
         return "bool"
 
 
-def _define_common(fv: flags.FlagValues, k: int, batch_size: int) -> None:
+def _define_common(flag_values: flags.FlagValues, k: int, batch_size: int) -> None:
     flags.DEFINE_integer("k", k, "Quantization level: activations on the grid 1/2^k.",
-                         lower_bound=0, upper_bound=8, flag_values=fv)
-    flags.DEFINE_integer("batch_size", batch_size, "Images per batch.", lower_bound=1, flag_values=fv)
+                         lower_bound=0, upper_bound=8, flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", batch_size, "Images per batch.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_string("data_dir", None, "Data root holding mnist/, fashion_mnist/ or cifar10/ "
-                        "(default: $NEGSPIKE_DATA, then <workspace>/data).", flag_values=fv)
+                        "(default: $NEGSPIKE_DATA, then <workspace>/data).", flag_values=flag_values)
     flags.DEFINE_string("checkpoint", None, "Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz).",
-                        flag_values=fv)
+                        flag_values=flag_values)
     flags.DEFINE_integer("seed", None, "Random seed; makes a run repeatable.", lower_bound=0,
-                         upper_bound=2 ** 32 - 1, flag_values=fv)
+                         upper_bound=2 ** 32 - 1, flag_values=flag_values)
     flags.DEFINE_boolean("verbose", False, f"Show TensorFlow's start-up messages (also: {VERBOSE_ENV}=1).",
-                         flag_values=fv)
-    flags.DEFINE_string("tensorboard", None, "Also write TensorBoard summaries into this folder.", flag_values=fv)
+                         flag_values=flag_values)
+    flags.DEFINE_string("tensorboard", None, "Also write TensorBoard summaries into this folder.",
+                        flag_values=flag_values)
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                       "tf.distribute strategy: one device; every local GPU (or --cpu_replicas logical CPUs); or the "
-                      "machines of TF_CONFIG. --batch_size stays the global batch.", flag_values=fv)
+                      "machines of TF_CONFIG. --batch_size stays the global batch.", flag_values=flag_values)
     flags.DEFINE_float("cluster_timeout", 300.0, "--strategy multi_worker: seconds to wait for every worker of "
-                       "TF_CONFIG before giving up.", lower_bound=1.0, upper_bound=7 * 24 * 3600.0, flag_values=fv)
+                       "TF_CONFIG before giving up.", lower_bound=1.0, upper_bound=7 * 24 * 3600.0,
+                       flag_values=flag_values)
     flags.DEFINE_integer("cpu_replicas", 1, "Split this CPU into N logical devices for --strategy mirrored (to run "
-                         "the multi-device path without GPUs).", lower_bound=1, upper_bound=64, flag_values=fv)
+                         "the multi-device path without GPUs).", lower_bound=1, upper_bound=64, flag_values=flag_values)
     flags.register_validator("data_dir", lambda v: v is None or os.path.isdir(v),
-                             "--data_dir must be an existing folder", flag_values=fv)
+                             "--data_dir must be an existing folder", flag_values=flag_values)
 
 
 def define_ann_flags(learning_rate: float, epochs: int, k: int = 1, batch_size: int = 200,
-                     quantized: bool = True, fv: flags.FlagValues = FLAGS) -> None:
+                     quantized: bool = True, flag_values: flags.FlagValues = FLAGS) -> None:
     """Flags of ``Quant_*.py`` and ``FP32_*.py`` with the original's defaults."""
-    before = set(fv)
-    _define_common(fv, k, batch_size)
+    before = set(flag_values)
+    _define_common(flag_values, k, batch_size)
     flags.DEFINE(_BoolValueParser(), "resume", False, "Continue from --checkpoint (True or False).",
-                 flag_values=fv)
+                 flag_values=flag_values)
     flags.DEFINE_enum("mode", "training", ["training", "inference"], "Train, or only evaluate.",
-                      flag_values=fv)
-    fv["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz; --mode inference "
+                      flag_values=flag_values)
+    flag_values["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz; --mode inference "
                              "falls back to <workspace>/pretrained/k<k>.npz).")
-    flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.", flag_values=fv)
+    flags.DEFINE_float("learning_rate", learning_rate, "Adam learning rate.", flag_values=flag_values)
     flags.DEFINE_integer("epochs", epochs, "Epochs to train (a resumed, unfinished run goes on to its own "
-                         "target instead).", lower_bound=1, flag_values=fv)
+                         "target instead).", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("train_samples", None, "Train on the first N training images only.",
-                         lower_bound=1, flag_values=fv)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Arithmetic of the convolutions and "
                       "matrix products while training (variables, BatchNorm, quantizer and optimizer stay float32); "
-                      "bfloat16 is fast only on CPUs with AMX or AVX512-BF16 and recent GPUs.", flag_values=fv)
+                      "bfloat16 is fast only on CPUs with AMX or AVX512-BF16 and recent GPUs.", flag_values=flag_values)
     flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the training step with XLA; 'auto': "
                       "on for fully connected networks, where it is 4 to 8 times faster on a CPU, off for "
                       "convolutional ones, where it is slower (benchmarks/train_speed.py); off with a --strategy "
-                      "other than default.", flag_values=fv)
+                      "other than default.", flag_values=flag_values)
     flags.DEFINE_float("save_minutes", 10.0, "Also save a resumable checkpoint in the middle of an epoch once this "
                        "many minutes have passed since the last save, so that a hard stop loses little of a long "
-                       "epoch (0: save after each epoch only).", lower_bound=0.0, flag_values=fv)
+                       "epoch (0: save after each epoch only).", lower_bound=0.0, flag_values=flag_values)
     flags.register_validator("learning_rate", lambda v: math.isfinite(v) and v > 0,
                              "--learning_rate must be a positive number",
-                             flag_values=fv)
+                             flag_values=flag_values)
     if not quantized:
-        fv["k"].help = "Ignored by the FP32 baseline (kept so that the original command lines work)."
-    _key_flags_of_script(fv, set(fv) - before)
+        flag_values["k"].help = "Ignored by the FP32 baseline (kept so that the original command lines work)."
+    _key_flags_of_script(flag_values, set(flag_values) - before)
 
 
 def define_snn_flags(time_steps: int, k: int = 1, batch_size: int = 200,
-                     fv: flags.FlagValues = FLAGS) -> None:
+                     flag_values: flags.FlagValues = FLAGS) -> None:
     """Flags of ``Spiking_*.py``; ``time_steps`` is the default for k <= 1, doubled for each k above."""
-    if "log_dir" in fv:  # absl.logging's flag (for its log files, which we never write) takes the name
-        delattr(fv, "log_dir")
-    before = set(fv)
-    _define_common(fv, k, batch_size)
-    fv["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz, "
+    if "log_dir" in flag_values:  # absl.logging's flag (for its log files, which we never write) takes the name
+        delattr(flag_values, "log_dir")
+    before = set(flag_values)
+    _define_common(flag_values, k, batch_size)
+    flag_values["checkpoint"].help = ("Checkpoint .npz (default: <workspace>/checkpoints/k<k>.npz, "
                              "else <workspace>/pretrained/k<k>.npz).")
     flags.DEFINE_integer("time_steps", None, f"Simulation time steps (default: {time_steps} for k <= 1, "
                          "doubled for each k above, so that trained networks settle).", lower_bound=1,
-                         upper_bound=10_000, flag_values=fv)
-    fv["time_steps"].base_default = time_steps
+                         upper_bound=10_000, flag_values=flag_values)
+    flag_values["time_steps"].base_default = time_steps
     flags.DEFINE_float("noise_ratio", 0.0, "Input noise: the image is multiplied by "
-                       "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, upper_bound=1e6, flag_values=fv)
-    flags.register_validator("noise_ratio", math.isfinite, "--noise_ratio must be a finite number", flag_values=fv)
-    flags.DEFINE_enum("neuron_rule", neurons.DEFAULT_RULE, list(neurons.RULES), neurons.flag_help(), flag_values=fv)
+                       "1 + (U(0,1) - 0.5) * noise_ratio.", lower_bound=0.0, upper_bound=1e6, flag_values=flag_values)
+    flags.register_validator("noise_ratio", math.isfinite, "--noise_ratio must be a finite number",
+                             flag_values=flag_values)
+    flags.DEFINE_enum("neuron_rule", neurons.DEFAULT_RULE, list(neurons.RULES), neurons.flag_help(),
+                      flag_values=flag_values)
     flags.DEFINE_boolean("early_exit", True, "Stop simulating an image once no neuron spikes (changes nothing "
-                         "in the logs, only the time).", flag_values=fv)
+                         "in the logs, only the time).", flag_values=flag_values)
     flags.DEFINE_boolean("replace_logs", False, "Replace an earlier run in --log_dir (default: move it aside to "
-                         "<log_dir>.bak, .bak1, ...); a partial run never replaces a complete one.", flag_values=fv)
+                         "<log_dir>.bak, .bak1, ...); a partial run never replaces a complete one.",
+                         flag_values=flag_values)
     flags.DEFINE_integer("num_samples", None, "Simulate the first N test images (default: all).",
-                         lower_bound=1, flag_values=fv)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_string("log_dir", None, "Folder of the logs (default: <workspace>/figs/k<k>/).",
-                        flag_values=fv)
+                        flag_values=flag_values)
     flags.DEFINE_enum("simulator", "fast", ["fast", "reference"],
-                      "'fast' (TensorFlow) or 'reference' (plain NumPy, for checking).", flag_values=fv)
-    _key_flags_of_script(fv, set(fv) - before)
+                      "'fast' (TensorFlow) or 'reference' (plain NumPy, for checking).", flag_values=flag_values)
+    _key_flags_of_script(flag_values, set(flag_values) - before)
 
 
-def time_steps(fv: flags.FlagValues) -> int:
+def time_steps(flag_values: flags.FlagValues) -> int:
     """``--time_steps``, else the script's base doubled for each k above 1: a neuron at level L needs L
     steps to signal it, and levels grow as 2^k."""
-    return fv.time_steps or fv["time_steps"].base_default * max(1, 2 ** (fv.k - 1))
+    return flag_values.time_steps or flag_values["time_steps"].base_default * max(1, 2 ** (flag_values.k - 1))
 
 
-def _key_flags_of_script(fv: flags.FlagValues, names: set[str]) -> None:
+def _key_flags_of_script(flag_values: flags.FlagValues, names: set[str]) -> None:
     """List the flags in the script's ``--helpshort``, although ``common.cli`` defines them."""
     for name in sorted(names):
-        fv.register_key_flag_for_module(sys.argv[0], fv[name])
+        flag_values.register_key_flag_for_module(sys.argv[0], flag_values[name])
 
 
-def _join_boolean_values(argv: list[str], fv: flags.FlagValues) -> list[str]:
+def _join_boolean_values(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
     """``--early_exit False`` as ``--early_exit=False``: absl's booleans take no separate value."""
     joined, i = [], 0
     while i < len(argv):
         arg = argv[i]
         name = arg[2:] if arg.startswith("--") and "=" not in arg else None
-        if (name in fv and isinstance(fv[name], flags.BooleanFlag) and i + 1 < len(argv)
+        if (name in flag_values and isinstance(flag_values[name], flags.BooleanFlag) and i + 1 < len(argv)
                 and argv[i + 1].lower() in ("true", "false")):
             joined.append(f"{arg}={argv[i + 1]}")
             i += 2
@@ -151,12 +156,12 @@ def _join_boolean_values(argv: list[str], fv: flags.FlagValues) -> list[str]:
     return joined
 
 
-def parse_flags(argv: list[str], fv: flags.FlagValues = FLAGS) -> list[str]:
+def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[str]:
     """Parse ``argv``; a bad flag ends the program with one line naming it and exit status 2; ``-h``, ``--help``,
     ``--helpshort`` and ``--helpfull`` print the help and exit 0."""
     argv = ["--help" if arg == "-h" else arg for arg in argv]  # -h, as every other command line tool
     try:
-        return fv(_join_boolean_values(argv, fv))
+        return flag_values(_join_boolean_values(argv, flag_values))
     except flags.Error as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
@@ -291,12 +296,9 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
             ckpt = Path(FLAGS.checkpoint)
         else:  # training writes your own checkpoint; inference reads it, else the shipped one
             ckpt = default_checkpoint(workspace, k) if FLAGS.mode == "training" else checkpoint_to_read(workspace, k)
-        cfg = train.TrainConfig(
-            network=network, k=k, roots=_data_roots(data, workspace), checkpoint=ckpt,
-            mode=FLAGS.mode, resume=FLAGS.resume, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
-            batch_size=FLAGS.batch_size, train_samples=FLAGS.train_samples, seed=FLAGS.seed,
-            precision=FLAGS.precision, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
-            jit_compile=jit, strategy=strategy, save_minutes=FLAGS.save_minutes)
+        cfg = train.TrainConfig.from_flags(
+            FLAGS, network=network, k=k, roots=_data_roots(data, workspace), checkpoint=ckpt, jit_compile=jit,
+            tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None, strategy=strategy)
         training = f" resume={cfg.resume} learning_rate={cfg.learning_rate}" if cfg.mode == "training" else ""
         print(f"{network.name} {checkpoint.k_label(k)} mode={cfg.mode}{training} checkpoint={cfg.checkpoint}",
               flush=True)
@@ -323,13 +325,10 @@ def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
         from common import checkpoint, data, logs, spiking
 
         ckpt = Path(FLAGS.checkpoint) if FLAGS.checkpoint else checkpoint_to_read(workspace, FLAGS.k)
-        cfg = spiking.SpikingConfig(
-            network=network, k=FLAGS.k, checkpoint=ckpt, roots=_data_roots(data, workspace),
+        cfg = spiking.SpikingConfig.from_flags(
+            FLAGS, network=network, checkpoint=ckpt, roots=_data_roots(data, workspace),
             log_dir=Path(FLAGS.log_dir) if FLAGS.log_dir else workspace / "figs" / f"k{FLAGS.k}",
-            time_steps=time_steps(FLAGS),
-            batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples, noise_ratio=FLAGS.noise_ratio,
-            seed=FLAGS.seed, simulator=FLAGS.simulator, neuron_rule=FLAGS.neuron_rule, early_exit=FLAGS.early_exit,
-            replace_logs=FLAGS.replace_logs, tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
+            time_steps=time_steps(FLAGS), tensorboard=Path(FLAGS.tensorboard) if FLAGS.tensorboard else None,
             strategy=strategy)
         say_devices(strategy)
         try:

@@ -67,7 +67,7 @@ LEVEL_RULE = "round(max(fl32(fl32(z) * scale) + bias, 0) + 1e-5), z exact then r
 def spike_range(rule: str) -> tuple[int, int]:
     """The smallest and largest spike of a level rule, read off its own ``step`` (-1..1 for ``lossless``)."""
     kind = neurons.rule(rule)
-    if not issubclass(kind, neurons.LevelRule):
+    if not neurons.is_level_rule(kind):
         raise ValueError(f"--neuron_rule {rule}: only level rules ({', '.join(level_rules())}) can be exported; "
                          f"the '{rule}' rule keeps a float64 membrane that the file does not describe")
     spike, _ = kind.step(np.array([-9.0, 9.0], np.float32), np.zeros(2, np.float32))
@@ -75,32 +75,32 @@ def spike_range(rule: str) -> tuple[int, int]:
 
 
 def level_rules() -> list[str]:
-    return [name for name, kind in neurons.RULES.items() if issubclass(kind, neurons.LevelRule)]
+    return [name for name, kind in neurons.RULES.items() if neurons.is_level_rule(kind)]
 
 
-def describe(sn: SpikingNetwork, rule: str = neurons.DEFAULT_RULE) -> dict:
+def describe(spiking_net: SpikingNetwork, rule: str = neurons.DEFAULT_RULE) -> dict:
     """The JSON description of a converted network's layers, as :func:`export_snn` writes it (docs/interop.md)."""
     low, high = spike_range(rule)
-    shapes = sn.network.shapes()
+    shapes = spiking_net.network.shapes()
     layers = []
-    for i, (layer, shape_in, shape_out) in enumerate(zip(sn.layers, shapes, shapes[1:]), start=1):
+    for i, (layer, shape_in, shape_out) in enumerate(zip(spiking_net.layers, shapes, shapes[1:]), start=1):
         conv = layer.conv
         layers.append({"name": layer_names(i)[0], "type": "conv", "filters": conv.filters, "kernel": conv.kernel,
                        "stride": conv.stride, "padding": conv.padding,
                        "pads": [list(conv.pads(shape_in[0])), list(conv.pads(shape_in[1]))],
                        "input_shape": list(shape_in), "output_shape": list(shape_out)})
-    return {"network": sn.network.name, "dataset": sn.network.dataset, "k": sn.k,
-            "input": {"shape": list(sn.network.input_shape), "layout": "NHWC", "times": 2 ** sn.k,
+    return {"network": spiking_net.network.name, "dataset": spiking_net.network.dataset, "k": spiking_net.k,
+            "input": {"shape": list(spiking_net.network.input_shape), "layout": "NHWC", "times": 2 ** spiking_net.k,
                       "schedule": "the image times `times` at step 1, zeros after"},
             "layers": layers,
-            "output": {"name": OUTPUT_NAME, "type": "dense", "features": sn.network.flat_features,
-                       "classes": sn.network.classes, "flatten": "NHWC",
+            "output": {"name": OUTPUT_NAME, "type": "dense", "features": spiking_net.network.flat_features,
+                       "classes": spiking_net.network.classes, "flatten": "NHWC",
                        "rule": "argmax of fl32(counts @ weights), the exact product rounded to float64"},
             "neuron": {"rule": rule, "spike_min": low, "spike_max": high, "level": LEVEL_RULE,
                        "spike": f"clip(level - count, {low}, {high}), each step, layer by layer"}}
 
 
-def export_snn(sn: SpikingNetwork, path: str | Path, rule: str = neurons.DEFAULT_RULE,
+def export_snn(spiking_net: SpikingNetwork, path: str | Path, rule: str = neurons.DEFAULT_RULE,
                source: str | Path | None = None) -> None:
     """Write a converted network as one safetensors file, whole or not at all.
 
@@ -115,12 +115,12 @@ def export_snn(sn: SpikingNetwork, path: str | Path, rule: str = neurons.DEFAULT
     from common.fsutil import atomic_write
 
     tensors = {}
-    for i, layer in enumerate(sn.layers, start=1):
+    for i, layer in enumerate(spiking_net.layers, start=1):
         name = layer_names(i)[0]
         tensors.update({f"{name}/kernel": layer.kernel, f"{name}/scale": layer.scale, f"{name}/bias": layer.bias})
-    tensors[f"{OUTPUT_NAME}/weights"] = sn.output_weights
+    tensors[f"{OUTPUT_NAME}/weights"] = spiking_net.output_weights
     metadata = {"format": SNN_FORMAT, "format_version": str(SNN_FORMAT_VERSION),
-                "description": json.dumps(describe(sn, rule)), "package_version": package_version()}
+                "description": json.dumps(describe(spiking_net, rule)), "package_version": package_version()}
     if source is not None:
         metadata["source_sha256"] = sha256_of(source)
     data = save({name: np.ascontiguousarray(value, np.float32) for name, value in tensors.items()}, metadata=metadata)
@@ -129,10 +129,11 @@ def export_snn(sn: SpikingNetwork, path: str | Path, rule: str = neurons.DEFAULT
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m common.convert export CHECKPOINT DST [--neuron_rule R]``: convert and write the network."""
+    """``python -m common.convert export CHECKPOINT DST [--neuron_rule R] [--extension FILE]``: convert and write
+    the network."""
     import argparse
 
-    from common import checkpoint
+    from common import checkpoint, extensions
 
     parser = argparse.ArgumentParser(
         prog="python -m common.convert",
@@ -143,16 +144,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dst", type=Path, help="the file to write, e.g. mnist_k1_snn.safetensors")
     parser.add_argument("--neuron_rule", default=neurons.DEFAULT_RULE, choices=level_rules(),
                         help="the level rule the file names (default: %(default)s)")
+    parser.add_argument("--extension", action="append", default=[], type=Path, metavar="FILE",
+                        help="a Python file registering the checkpoint's network (e.g. examples/digits/digits.py)")
     args = parser.parse_args(argv)
     try:
+        extensions.load(args.extension)
         network, k = checkpoint.identify(args.checkpoint)
         if k is None:
             raise CheckpointError(f"{args.checkpoint} is an FP32 checkpoint; convert a quantized one (k >= 0)")
-        sn = convert(network, k, checkpoint.load(args.checkpoint, network, k))
-        export_snn(sn, args.dst, args.neuron_rule, source=args.checkpoint)
+        spiking_net = convert(network, k, checkpoint.load(args.checkpoint, network, k))
+        export_snn(spiking_net, args.dst, args.neuron_rule, source=args.checkpoint)
     except (CheckpointError, OSError, ValueError) as e:
         parser.exit(1, f"error: cannot export {args.checkpoint} to {args.dst}: {getattr(e, 'strerror', None) or e}\n")
-    print(f"{args.dst}: {network.name} k={k}, {len(sn.layers)} spiking layers, neuron rule {args.neuron_rule}")
+    print(f"{args.dst}: {network.name} k={k}, {len(spiking_net.layers)} spiking layers, neuron rule {args.neuron_rule}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # describing and reading data needs no TensorFlow; the pipeli
 
 VALIDATION_SIZE = 10_000  # the original holds out the last 10,000 training images
 CIFAR_CROP = 24
+CIFAR_MAX_BYTES = 64 * 2 ** 20  # a batch of 10,000 images is 31 MB
 
 
 class DataError(Exception):
@@ -280,9 +281,6 @@ def _check_opcodes(raw: bytes) -> None:
     for opcode, _, _ in pickletools.genops(raw):
         if opcode.name in _REFUSED_OPCODES:
             raise pickle.UnpicklingError(f"opcode {opcode.name} is not part of a CIFAR-10 batch")
-
-
-CIFAR_MAX_BYTES = 64 * 2 ** 20  # a batch of 10,000 images is 31 MB
 
 
 def read_cifar_batch(path: Path, label_key: bytes = b"labels", classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -566,7 +564,10 @@ DATASETS: dict[str, Dataset] = {}
 
 
 def register(dataset: Dataset) -> Dataset:
-    """Add ``dataset`` to :data:`DATASETS` (replacing an entry of the same name); returns it."""
+    """Add ``dataset`` to :data:`DATASETS` under its name; returns it. A second, different dataset of the same name
+    is refused with a ValueError (the same description again, from a module imported twice, changes nothing)."""
+    if DATASETS.get(dataset.name, dataset) != dataset:
+        raise ValueError(f"a different dataset called {dataset.name!r} is already registered")
     DATASETS[dataset.name] = dataset
     return dataset
 

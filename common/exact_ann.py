@@ -228,13 +228,13 @@ class ExactANN:
         predictions = ann(images * 2 ** k)[-1].argmax(axis=1)
     """
 
-    def __init__(self, sn: SpikingNetwork):
-        self.sn = sn
-        shapes = sn.network.shapes()
+    def __init__(self, spiking_net: SpikingNetwork):
+        self.spiking_net = spiking_net
+        shapes = spiking_net.network.shapes()
         # float32 everywhere, the long receptive fields split into groups (see term_groups); a layer
         # moves to float64 if it still leaves too many neurons undecided (see adapt): either gives the same levels
-        self.synapses = [ExactSynapses(layer, shape) for layer, shape in zip(sn.layers, shapes)]
-        self.readout = ExactReadout(sn.output_weights)
+        self.synapses = [ExactSynapses(layer, shape) for layer, shape in zip(spiking_net.layers, shapes)]
+        self.readout = ExactReadout(spiking_net.output_weights)
         self._input_signature = [tf.TensorSpec([None, *shapes[0]], tf.float32)]
         self._compile()
 

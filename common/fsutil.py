@@ -21,7 +21,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make shared results unreadable to others
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would make shared results unreadable to others
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -34,10 +34,21 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file mode creation mask (reading it means setting it, so it is set back at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def first_free_backup(path: Path) -> Path:
+    """The first free ``<name>.bak``, ``<name>.bak1``, ... beside ``path``: a backup never replaces another."""
+    n = 0
+    while True:
+        backup = path.with_name(f"{path.name}.bak{n or ''}")
+        if not os.path.lexists(backup):
+            return backup
+        n += 1
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

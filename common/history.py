@@ -106,10 +106,17 @@ def set_wall_seconds(history: dict, run: int, seconds: float) -> None:
     history["runs"][run]["wall_seconds"] = round(seconds, 2)
 
 
-def append_epoch(history: dict, *, epoch: int, run: int, learning_rate: float, train_images: int,
+def append_epoch(history: dict, **figures: object) -> dict:
+    """Append one finished epoch's record (:func:`epoch_record` of ``figures``) and return it."""
+    record = epoch_record(**figures)
+    history["epochs"].append(record)
+    return record
+
+
+def epoch_record(*, epoch: int, run: int, learning_rate: float, train_images: int,
                  train_loss: float | None, train_acc: float | None, held_out: str, held_out_loss: float,
                  held_out_acc: float, seconds: float, test_acc: float | None = None) -> dict:
-    """Append one finished epoch's record and return it.
+    """One finished epoch's record, as the history keeps it.
 
     Args:
         epoch: the epoch's number, from 1.
@@ -125,7 +132,6 @@ def append_epoch(history: dict, *, epoch: int, run: int, learning_rate: float, t
               f"{held_out}_loss": held_out_loss, f"{held_out}_acc": held_out_acc, "seconds": round(seconds, 2)}
     if test_acc is not None:
         record["test_acc"] = test_acc
-    history["epochs"].append(record)
     return record
 
 

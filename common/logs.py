@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.fsutil import exclusive_lock, write_json, write_text
+from common.fsutil import current_umask, exclusive_lock, first_free_backup, write_json, write_text
 
 LOG_FILES = ("accuracy.txt", "spike_num.txt", "spike_collect.txt", "sop_num.txt")
 SUMMARY = "summary.json"
@@ -164,21 +164,11 @@ def batch_lines(correct: np.ndarray, spikes: np.ndarray, net: np.ndarray, synops
             "sop_num.txt": synops.cumsum(axis=0).sum(axis=1).tolist()}
 
 
-def backup_name(log_dir: Path) -> Path:
-    """The first free ``<name>.bak``, ``<name>.bak1``, ... beside ``log_dir`` (as checkpoint backups)."""
-    n = 0
-    while True:
-        backup = log_dir.with_name(f"{log_dir.name}.bak{n or ''}")
-        if not os.path.lexists(backup):
-            return backup
-        n += 1
-
-
 def write_logs(log_dir: Path, lines: dict[str, list[int]], summary: dict, replace: bool = False) -> Path | None:
     """Write the four logs and ``summary.json`` as one set; returns where an earlier run was moved, if anywhere.
 
     The set is written into a hidden folder beside ``log_dir`` and renamed into place only once it
-    is complete. An earlier run is first moved aside whole (to :func:`backup_name`); with
+    is complete. An earlier run is first moved aside whole (to :func:`common.fsutil.first_free_backup`); with
     ``replace`` it is deleted instead, unless it is complete and the new run is partial. A failure
     at any point leaves the earlier run whole, where it was. Call it under :func:`writer_lock`.
     """
@@ -186,7 +176,7 @@ def write_logs(log_dir: Path, lines: dict[str, list[int]], summary: dict, replac
     log_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{log_dir.name}.new-", dir=log_dir.parent))
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would make shared results unreadable to others
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would make shared results unreadable to others
         for name in LOG_FILES:
             write_text(staging / name, "".join(f"{int(v)}\n" for v in lines[name]))
         write_json(staging / SUMMARY, summary)
@@ -195,7 +185,7 @@ def write_logs(log_dir: Path, lines: dict[str, list[int]], summary: dict, replac
         if earlier:
             previous = read_summary_or_none(log_dir) or {}
             keep = not replace or (bool(summary.get("partial")) and not previous.get("partial", False))
-            moved = backup_name(log_dir) if keep else Path(
+            moved = first_free_backup(log_dir) if keep else Path(
                 tempfile.mkdtemp(prefix=f".{log_dir.name}.old-", dir=log_dir.parent))
             os.replace(log_dir, moved)  # one rename: the earlier run is whole, here or there
         try:
@@ -210,12 +200,6 @@ def write_logs(log_dir: Path, lines: dict[str, list[int]], summary: dict, replac
         return moved
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_tensorboard(folder: Path, summary: dict, lines: dict[str, list[int]]) -> None:

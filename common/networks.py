@@ -90,24 +90,33 @@ class Network:
         return macs + self.flat_features * self.classes
 
 
-MNIST_LENET = Network("mnist_lenet", "mnist", (28, 28, 1), (
+NETWORKS: dict[str, Network] = {}
+
+
+def register(network: Network) -> Network:
+    """Add ``network`` to :data:`NETWORKS` under its name; returns it. A second, different network of the same name
+    is refused with a ValueError (the same description again, from a module imported twice, changes nothing)."""
+    if NETWORKS.get(network.name, network) != network:
+        raise ValueError(f"a different network called {network.name!r} is already registered")
+    NETWORKS[network.name] = network
+    return network
+
+
+MNIST_LENET = register(Network("mnist_lenet", "mnist", (28, 28, 1), (
     Conv(20, 5, padding="VALID"), P2(20), Conv(50, 5, padding="VALID"), P2(50),
-    Conv(500, 4, padding="VALID")))
+    Conv(500, 4, padding="VALID"))))
 
-FASHION_LENET = Network("fashion_lenet", "fashion_mnist", (28, 28, 1), (
+FASHION_LENET = register(Network("fashion_lenet", "fashion_mnist", (28, 28, 1), (
     Conv(32, 5, padding="VALID"), P2(32), Conv(64, 5, padding="VALID"), P2(64),
-    Conv(1024, 4, padding="VALID")))
+    Conv(1024, 4, padding="VALID"))))
 
-FASHION_MLP = Network("fashion_mlp", "fashion_mnist", (28, 28, 1), (
-    Conv(400, 28, padding="VALID"), Conv(400, 1, padding="VALID")))
+FASHION_MLP = register(Network("fashion_mlp", "fashion_mnist", (28, 28, 1), (
+    Conv(400, 28, padding="VALID"), Conv(400, 1, padding="VALID"))))
 
-CIFAR_CNN1 = Network("cifar10_cnn1", "cifar10", (24, 24, 3), (
+CIFAR_CNN1 = register(Network("cifar10_cnn1", "cifar10", (24, 24, 3), (
     Conv(96, 3), Conv(256, 3), P2(256), Conv(384, 3), P2(384), Conv(384, 3), Conv(256, 3),
-    P2(256), Conv(1024, 3, padding="VALID"), Conv(1024, 1, padding="VALID")))
+    P2(256), Conv(1024, 3, padding="VALID"), Conv(1024, 1, padding="VALID"))))
 
-CIFAR_CNN2 = Network("cifar10_cnn2", "cifar10", (24, 24, 3), (
+CIFAR_CNN2 = register(Network("cifar10_cnn2", "cifar10", (24, 24, 3), (
     Conv(128, 3), Conv(256, 3), P2(256), Conv(512, 3), P2(512), Conv(1024, 3), Conv(512, 3),
-    P2(512), Conv(1024, 3, padding="VALID"), Conv(512, 1, padding="VALID")))
-
-NETWORKS: dict[str, Network] = {n.name: n for n in
-                                (MNIST_LENET, FASHION_LENET, FASHION_MLP, CIFAR_CNN1, CIFAR_CNN2)}
+    P2(512), Conv(1024, 3, padding="VALID"), Conv(512, 1, padding="VALID"))))

@@ -1,57 +1,98 @@
-"""The neuron rules: what a spiking neuron emits at a step, each rule one small object in one registry.
+"""The neuron rules: what a spiking neuron emits at a step, each rule one small class in one registry.
 
 A rule is chosen by name (``--neuron_rule``); :data:`RULES` is the registry the flag's choices
-and help are drawn from. Two kinds:
+and help are drawn from, and :func:`register` adds a rule to it. Every rule declares the
+:class:`Rule` attributes (``name``, ``help``, ``fast``, ``readout``). Two kinds, two protocols:
 
 - **Level rules** (:class:`LevelRule`) fire from two integers: the neuron's *level*, the number
   of thresholds the exact potential of all its input so far has crossed
   (``round(relu(v) + 1e-5)``, the ANN's quantized activation times ``2^k`` once the input has
   settled), and its *count*, the net number of spikes it has sent. Their ``step`` is written
-  once against the NumPy API: the reference simulator passes ``numpy``, the fast simulator
-  ``tf.experimental.numpy``. The fast simulator runs every level rule exactly: it decides each
-  level exactly (:mod:`common.exact_ann`) and the step is integer arithmetic in float32.
-- **The original rule** (:class:`OriginalIF`) integrates each step's synaptic current into a
-  float64 membrane, as the original code did; only the reference simulator runs it.
+  once against a small array namespace ``xp`` (:class:`ArrayNamespace`: the arithmetic operators
+  and ``xp.clip``): the reference simulator passes ``numpy``, the fast simulator
+  :class:`common.snn.TensorFlowArrays`. The fast simulator runs every level rule exactly: it decides
+  each level exactly (:mod:`common.exact_ann`) and the step is integer arithmetic in float32.
+- **Membrane rules** (:class:`MembraneRule`, here only :class:`OriginalIF`) keep state per neuron:
+  built per layer, ``reset(shape)`` per batch, ``step(current)`` with each step's synaptic current
+  into a float64 membrane, as the original code did; only the reference simulator runs them.
 
-Adding a rule: a class with ``name``, ``help`` and ``step``, listed in :data:`RULES`.
-Imports no TensorFlow.
+Adding a rule: a class with the :class:`Rule` attributes and a ``step``, decorated with
+``@register``. Imports no TensorFlow.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from common.spiking_network import SpikingLayer
 
 
-class LevelRule:
-    """A rule whose spike depends only on the neuron's level and its net count.
+class ArrayNamespace(Protocol):
+    """The part of an array API a level rule may use besides the arithmetic operators: ``numpy``,
+    ``tf.experimental.numpy`` or the fast simulator's :class:`common.snn.TensorFlowArrays` (``clip`` only)."""
 
-    Both simulators run it; the fast one exactly. Subclasses set ``name`` and ``help`` and
-    implement :meth:`step`.
-    """
+    def clip(self, a: Any, low: float, high: float) -> Any: ...
+
+
+class Rule:
+    """What every rule declares: its ``--neuron_rule`` name and help, whether the fast simulator runs it
+    (exactly), and how the output layer integrates (``exact``: :class:`common.exact_ann.ExactReadout`)."""
 
     name: ClassVar[str]
     help: ClassVar[str]
-    fast: ClassVar[bool] = True  # the fast simulator runs it (exactly)
-    readout: ClassVar[str] = "exact"  # the output layer integrates exactly (see common.exact_ann.ExactReadout)
+    fast: ClassVar[bool] = True
+    readout: ClassVar[str] = "exact"
+
+
+@runtime_checkable
+class LevelRule(Protocol):
+    """A rule whose spike depends only on the neuron's level and its net count: no state of its own.
+
+    Both simulators run it; the fast one exactly."""
 
     @staticmethod
-    def step(level: Any, count: Any, xp: ModuleType = np) -> tuple[Any, Any]:
+    def step(level: Any, count: Any, xp: ArrayNamespace = np) -> tuple[Any, Any]:
         """One time step of every neuron of a layer: returns ``(spike, new_count)``.
 
         Args:
             level: the neurons' levels (integers in float32), any shape.
             count: their net spike counts so far, the same shape.
-            xp: the array namespace, ``numpy`` or ``tf.experimental.numpy``.
+            xp: the array namespace (:class:`ArrayNamespace`): ``numpy``, or the fast simulator's.
         """
-        raise NotImplementedError
+        ...
 
 
-class NegativeSpikeIF(LevelRule):
+@runtime_checkable
+class MembraneRule(Protocol):
+    """A rule with state per neuron: built for one layer and ``k``, reset per batch, stepped with the step's
+    synaptic current. Only the reference simulator runs it."""
+
+    def reset(self, shape: tuple[int, ...]) -> None: ...
+
+    def step(self, current: np.ndarray) -> np.ndarray: ...
+
+
+def is_level_rule(kind: type) -> bool:
+    """Whether ``kind`` is a level rule: a rule that keeps no membrane (:class:`MembraneRule`) of its own."""
+    return not issubclass(kind, MembraneRule)
+
+
+RULES: dict[str, type[Rule]] = {}
+
+
+def register(kind: type[Rule]) -> type[Rule]:
+    """Add the rule ``kind`` to :data:`RULES` under its ``name`` (a class decorator); a second, different rule
+    of the same name is refused with a ValueError."""
+    if RULES.get(kind.name, kind) is not kind:
+        raise ValueError(f"a neuron rule called {kind.name!r} is already registered ({RULES[kind.name].__qualname__})")
+    RULES[kind.name] = kind
+    return kind
+
+
+@register
+class NegativeSpikeIF(Rule):
     """Integrate-and-fire neuron that also fires negative spikes (this package's lossless rule).
 
     It fires +1 while it has signalled fewer crossings than it has made and -1 while it has
@@ -63,12 +104,13 @@ class NegativeSpikeIF(LevelRule):
     help = "fire +1 or -1 toward the ANN's level of the exact potential (this package's rule)"
 
     @staticmethod
-    def step(level: Any, count: Any, xp: ModuleType = np) -> tuple[Any, Any]:
+    def step(level: Any, count: Any, xp: ArrayNamespace = np) -> tuple[Any, Any]:
         spike = xp.clip(level - count, -1.0, 1.0)
         return spike, count + spike
 
 
-class PositiveSpikeIF(LevelRule):
+@register
+class PositiveSpikeIF(Rule):
     """The same neuron with its negative spikes removed (the ablation ``no_negative``).
 
     It fires +1 while its level is above its count and never -1, so a neuron whose level falls
@@ -80,12 +122,13 @@ class PositiveSpikeIF(LevelRule):
     help = "the same neuron without negative spikes: +1 while its level is above its count, never -1 (the ablation)"
 
     @staticmethod
-    def step(level: Any, count: Any, xp: ModuleType = np) -> tuple[Any, Any]:
+    def step(level: Any, count: Any, xp: ArrayNamespace = np) -> tuple[Any, Any]:
         spike = xp.clip(level - count, 0.0, 1.0)
         return spike, count + spike
 
 
-class OriginalIF:
+@register
+class OriginalIF(Rule):
     """The original code's rule (``spiking_ulils.Conv2d.forward``), for regenerating its logs.
 
     A float64 membrane ``mem`` sums the step's synaptic currents; a shadow ``mem_q`` starts
@@ -124,11 +167,10 @@ class OriginalIF:
         return np.where(up, 1.0, np.where(down, -1.0, 0.0)).astype(np.float32)
 
 
-RULES: dict[str, type] = {rule.name: rule for rule in (NegativeSpikeIF, PositiveSpikeIF, OriginalIF)}
 DEFAULT_RULE = NegativeSpikeIF.name
 
 
-def rule(name: str) -> type:
+def rule(name: str) -> type[Rule]:
     """The rule called ``name``; a ValueError names the choices."""
     if name not in RULES:
         raise ValueError(f"--neuron_rule {name}: expected one of {', '.join(RULES)}")

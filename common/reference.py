@@ -91,7 +91,8 @@ def readout(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 class LevelNeurons:
-    """A layer of neurons that fire by a level rule: from the exact level of all input so far."""
+    """A layer of neurons that fire by a level rule (:class:`common.neurons.LevelRule`): from the exact
+    level of all input so far."""
 
     def __init__(self, rule: type[neurons.LevelRule], layer: SpikingLayer):
         self.rule = rule
@@ -100,30 +101,51 @@ class LevelNeurons:
     def reset(self, shape: tuple[int, ...]) -> None:
         self.count = np.zeros(shape, np.float32)
 
-    def step(self, cumulative_input: np.ndarray) -> np.ndarray:
+    def step(self, spikes_in: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
         spike, self.count = self.rule.step(self.synapses.levels(cumulative_input), self.count, np)
         return spike
 
 
-def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int,
+class MembraneNeurons:
+    """A layer of neurons of a membrane rule (:class:`common.neurons.MembraneRule`): fed each step's
+    synaptic current, the convolution of the spikes that arrived in that step."""
+
+    def __init__(self, rule: type[neurons.MembraneRule], layer: SpikingLayer, k: int):
+        self.layer = layer
+        self.neurons = rule(layer, k)
+
+    def reset(self, shape: tuple[int, ...]) -> None:
+        self.neurons.reset(shape)
+
+    def step(self, spikes_in: np.ndarray, cumulative_input: np.ndarray) -> np.ndarray:
+        return self.neurons.step(conv2d(spikes_in, self.layer.kernel, self.layer.conv))
+
+
+def layer_neurons(kind: type, layer: SpikingLayer, k: int) -> LevelNeurons | MembraneNeurons:
+    """The neurons of one layer for the rule ``kind``, chosen by the rule's protocol."""
+    if issubclass(kind, neurons.MembraneRule):
+        return MembraneNeurons(kind, layer, k)
+    return LevelNeurons(kind, layer)
+
+
+def simulate(spiking_net: SpikingNetwork, x: np.ndarray, time_steps: int,
              rule: str = neurons.DEFAULT_RULE) -> SimulationResult:
     """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``) with the neuron
     rule called ``rule`` (see :data:`common.neurons.RULES`)."""
     batch = len(x)
-    shapes = sn.network.shapes()[1:]
-    result = SimulationResult.empty(shapes, sn.network.classes, batch, time_steps)
+    shapes = spiking_net.network.shapes()[1:]
+    result = SimulationResult.empty(shapes, spiking_net.network.classes, batch, time_steps)
     kind = neurons.rule(rule)
-    by_level = issubclass(kind, neurons.LevelRule)
-    layers = [LevelNeurons(kind, layer) if by_level else kind(layer, sn.k) for layer in sn.layers]
+    layers = [layer_neurons(kind, layer, spiking_net.k) for layer in spiking_net.layers]
     for neuron, shape in zip(layers, shapes):
         neuron.reset((batch, *shape))
     cumulative = [np.zeros((batch, *shape), np.float32) for shape in shapes]
-    covers = [(cover[None, :, :, None], fanout) for cover, fanout in sn.synop_weights()]
+    covers = [(cover[None, :, :, None], fanout) for cover, fanout in spiking_net.synop_weights()]
     image = np.asarray(x, np.float32)
     for t in range(time_steps):
         spikes_in, cumulative_in = (image if t == 0 else np.zeros_like(image)), image
-        for i, (layer, neuron) in enumerate(zip(sn.layers, layers)):
-            spike = neuron.step(cumulative_in) if by_level else neuron.step(conv2d(spikes_in, layer.kernel, layer.conv))
+        for i, neuron in enumerate(layers):
+            spike = neuron.step(spikes_in, cumulative_in)
             cumulative[i] += spike
             magnitude = np.abs(spike)
             result.spikes[t, i] = magnitude.sum(axis=(1, 2, 3))
@@ -134,9 +156,9 @@ def simulate(sn: SpikingNetwork, x: np.ndarray, time_steps: int,
             spikes_in, cumulative_in = spike, cumulative[i]
         flat = cumulative[-1].reshape(batch, -1)
         if kind.readout == "float64":  # the original's float64 product
-            output = (flat @ sn.output_weights.astype(np.float64)).astype(np.float32)
+            output = (flat @ spiking_net.output_weights.astype(np.float64)).astype(np.float32)
         else:
-            output = readout(flat, sn.output_weights)
+            output = readout(flat, spiking_net.output_weights)
         result.predictions[t] = output.argmax(axis=1)
     quiet = result.spikes.sum(axis=1) == 0
     result.settle = np.where(quiet.any(axis=0), quiet.argmax(axis=0), -1)

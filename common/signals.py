@@ -74,6 +74,11 @@ def end(signum: int, line: str | None = None) -> NoReturn:
     os._exit(128 + signum)
 
 
+class Stopped(Exception):  # noqa: N818 - control flow, not an error
+    """A loop was asked to stop between batches (a guard recorded a signal); its caller saves and raises
+    :class:`Interrupted`."""
+
+
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
     """SIGINT, SIGTERM or SIGHUP arrived; what could be saved has been saved (the message says where)."""
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from common import neurons
 from common.exact_ann import ExactANN, ExactSynapses
 from common.results import SimulationResult, first_quiet_step
+from common.signals import Stopped
 from common.spiking_network import SpikingNetwork
 
 DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20  # bytes of activations per chunk of time steps
@@ -30,7 +31,8 @@ MAX_CHUNK_STEPS = 4  # steps per compiled chunk: settled samples leave the batch
 
 
 class TensorFlowArrays:
-    """The part of the NumPy API the neuron rules use, as TensorFlow operations.
+    """The array namespace the fast simulator gives level rules (:class:`common.neurons.ArrayNamespace`), as
+    TensorFlow operations.
 
     ``tf.experimental.numpy.clip`` broadcasts its bounds to a full tensor first; this does not."""
 
@@ -39,15 +41,11 @@ class TensorFlowArrays:
         return tf.clip_by_value(a, low, high)
 
 
-class Stopped(Exception):  # noqa: N818 - control flow, not an error
-    """A simulation was asked to stop (a signal arrived)."""
-
-
 class FastSimulator:
     """Vectorized, compiled simulation of a :class:`SpikingNetwork` over a batch.
 
     Args:
-        sn: the converted network.
+        spiking_net: the converted network.
         memory_budget: bytes of activations per compiled chunk of time steps.
         early_exit: let a sample leave the batch once no neuron spikes (changes no record).
         max_chunk_steps: time steps per compiled chunk.
@@ -58,20 +56,20 @@ class FastSimulator:
     against it.
     """
 
-    def __init__(self, sn: SpikingNetwork, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    def __init__(self, spiking_net: SpikingNetwork, memory_budget: int = DEFAULT_MEMORY_BUDGET,
                  early_exit: bool = True, max_chunk_steps: int = MAX_CHUNK_STEPS,
                  rule: type[neurons.LevelRule] | str = neurons.DEFAULT_RULE):
         self.rule = neurons.rule(rule) if isinstance(rule, str) else rule
-        if not issubclass(self.rule, neurons.LevelRule):
+        if not neurons.is_level_rule(self.rule):
             raise ValueError(f"--neuron_rule {self.rule.name} runs on the reference simulator only")
-        self.sn = sn
+        self.spiking_net = spiking_net
         self.early_exit = early_exit
         self.memory_budget = memory_budget
         self.max_chunk_steps = max_chunk_steps
-        self._shapes = sn.network.shapes()
-        self.exact_ann = ExactANN(sn)
+        self._shapes = spiking_net.network.shapes()
+        self.exact_ann = ExactANN(spiking_net)
         self.synapses, self.readout = self.exact_ann.synapses, self.exact_ann.readout
-        synop_weights = sn.synop_weights()
+        synop_weights = spiking_net.synop_weights()
         self._covers = [tf.constant(cover[None], tf.float32) for cover, _ in synop_weights]
         self._fanouts = np.array([fanout for _, fanout in synop_weights], np.int64)
         self._chunks: dict[int, tf.types.experimental.GenericFunction] = {}
@@ -151,9 +149,9 @@ class FastSimulator:
     def simulate(self, x: np.ndarray, time_steps: int, stop: Callable[[], bool] = lambda: False) -> SimulationResult:
         """Simulate ``time_steps`` steps for inputs ``x`` (already multiplied by ``2^k``).
 
-        ``stop()`` is asked between chunks of steps; if it says so, :class:`Stopped` is raised."""
+        ``stop()`` is asked between chunks of steps; if it says so, :class:`common.signals.Stopped` is raised."""
         batch = len(x)
-        result = SimulationResult.empty(self._shapes[1:], self.sn.network.classes, batch, time_steps)
+        result = SimulationResult.empty(self._shapes[1:], self.spiking_net.network.classes, batch, time_steps)
         chunk = self.chunk_steps(batch, time_steps)
         first_levels = self.exact_ann.first_levels(np.asarray(x, np.float32))
         active = np.arange(batch)

@@ -13,36 +13,65 @@ import numpy as np
 import tensorflow as tf
 
 from common import checkpoint, convert, data, distribute, logs, neurons, provenance, reference
+from common.config import RECORDED, Config
 from common.model import build_ann
 from common.networks import Network
 from common.progress import Progress
 from common.results import SimulationResult
-from common.signals import Interrupted, SignalGuard
-from common.snn import FastSimulator, Stopped
+from common.signals import Interrupted, SignalGuard, Stopped
+from common.snn import FastSimulator
 
 MAX_TIME_STEPS = 10_000  # far beyond settling; keeps the per-step records of a batch small
+ADVICE_SECONDS = 30.0  # the unsettled-images note is worked out for at most this long (compiling included)
 # Energy per operation at 45 nm, 32-bit float (Horowitz, ISSCC 2014), as the conversion literature counts it.
 PJ_PER_ACCUMULATE, PJ_PER_MAC = 0.9, 4.6
 
 
 @dataclasses.dataclass
-class SpikingConfig:
-    network: Network
-    k: int
-    checkpoint: Path
+class SpikingConfig(Config):
+    """One spiking run of a ``Spiking_*.py`` script.
+
+    Args:
+        network, k: the network and its quantization level, as the checkpoint holds them.
+        checkpoint: the quantized ANN's ``.npz`` (or ``.safetensors``) to convert.
+        roots: the data roots searched for the test set.
+        log_dir: where the four logs and ``summary.json`` go (an earlier run there is moved aside).
+        simulator: ``fast`` (TensorFlow) or ``reference`` (plain NumPy); a rule the fast one cannot run
+            runs on the reference.
+        neuron_rule: a name in :data:`common.neurons.RULES`.
+        num_samples: simulate the first N test images (``None``: all).
+        time_steps, batch_size: steps per image; images per batch.
+        noise_ratio, seed: the original's input noise ``1 + (U(0,1) - 0.5) * noise_ratio`` and its seed.
+        early_exit: let an image leave its batch once no neuron spikes (changes no log).
+        replace_logs: replace an earlier run in ``log_dir`` instead of moving it aside.
+        tensorboard: also write per-step scalars into this folder.
+        strategy: the ``tf.distribute`` strategy; ``None``: one device.
+
+    The fields marked recorded open ``summary.json``, in this order (:meth:`get_config`).
+    """
+
+    network: Network = dataclasses.field(metadata=RECORDED)
+    k: int = dataclasses.field(metadata=RECORDED)
+    checkpoint: Path = dataclasses.field(metadata=RECORDED)
     roots: list[Path]
     log_dir: Path
-    time_steps: int = 20
-    batch_size: int = 200
-    num_samples: int | None = None
-    noise_ratio: float = 0.0
-    seed: int | None = None
-    simulator: str = "fast"  # or "reference"
-    neuron_rule: str = neurons.DEFAULT_RULE  # a name in common.neurons.RULES
+    simulator: str = dataclasses.field(default="fast", metadata=RECORDED)
+    neuron_rule: str = dataclasses.field(default=neurons.DEFAULT_RULE, metadata=RECORDED)
+    num_samples: int | None = dataclasses.field(default=None, metadata=RECORDED)
+    time_steps: int = dataclasses.field(default=20, metadata=RECORDED)
+    batch_size: int = dataclasses.field(default=200, metadata=RECORDED)
+    noise_ratio: float = dataclasses.field(default=0.0, metadata=RECORDED)
+    seed: int | None = dataclasses.field(default=None, metadata=RECORDED)
     early_exit: bool = True
-    replace_logs: bool = False  # replace an earlier run in log_dir instead of moving it aside
+    replace_logs: bool = False
     tensorboard: Path | None = None
-    strategy: tf.distribute.Strategy | None = None  # None: one device
+    strategy: tf.distribute.Strategy | None = None
+
+    def get_config(self) -> dict:
+        """The run's settings as ``summary.json`` opens: the network by name, the checkpoint's path as recorded
+        (:func:`common.provenance.recorded_path`)."""
+        return super().get_config() | {"network": self.network.name,
+                                       "checkpoint": provenance.recorded_path(self.checkpoint)}
 
 
 def noisy(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
@@ -114,12 +143,13 @@ class _Totals:
 class _Replica:
     """One device's share of a spiking run: its own simulators, placed on that device."""
 
-    def __init__(self, cfg: SpikingConfig, sn: convert.SpikingNetwork, weights: checkpoint.Checkpoint, device: str):
-        self.cfg, self.sn, self.device = cfg, sn, device
+    def __init__(self, cfg: SpikingConfig, spiking_net: convert.SpikingNetwork, weights: checkpoint.Checkpoint,
+                 device: str):
+        self.cfg, self.spiking_net, self.device = cfg, spiking_net, device
         with tf.device(device):
             # a rule the fast simulator cannot run is simulated on the reference; the fast one still gives the ANN
             rule = cfg.neuron_rule if neurons.rule(cfg.neuron_rule).fast else neurons.DEFAULT_RULE
-            self.fast = FastSimulator(sn, early_exit=cfg.early_exit, rule=rule)
+            self.fast = FastSimulator(spiking_net, early_exit=cfg.early_exit, rule=rule)
             model = build_ann(cfg.network, cfg.k)
             checkpoint.assign(model, weights)
         self.float32_forward = tf.function(lambda x: model(x, is_train=False), reduce_retracing=True)
@@ -133,7 +163,7 @@ class _Replica:
             else:
                 if stop():
                     raise Stopped
-                result = reference.simulate(self.sn, x_spikes, cfg.time_steps, cfg.neuron_rule)
+                result = reference.simulate(self.spiking_net, x_spikes, cfg.time_steps, cfg.neuron_rule)
             float32 = [o.numpy() for o in self.float32_forward(x)]
         return _tally(result, ann, y, float32, scale)
 
@@ -160,8 +190,47 @@ def run(cfg: SpikingConfig) -> dict:
 
 
 def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -> dict:
-    chief = distribute.is_chief(strategy)
-    net, k, scale = cfg.network, cfg.k, float(2 ** cfg.k)
+    """The stages of a run: prepare, simulate (until done or a signal), total in batch order, summarize;
+    the chief then writes and reports."""
+    prepared = _prepare(cfg, strategy)
+    with SignalGuard() as guard:
+        tallies = _simulate(cfg, strategy, prepared, guard)
+    totals = _totals_in_order(tallies, len(prepared.batches), cfg.time_steps)
+    if totals.count("samples") == 0:  # no finished batch: no figures to report, nothing to write
+        signum = guard.signum or signal.SIGTERM
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name} before the first batch finished: "
+                          f"nothing written; {cfg.log_dir} is unchanged", signum)
+    summary = _run_summary(cfg, prepared, totals, started)
+    if not distribute.is_chief(strategy):
+        print("done: the chief wrote the logs", flush=True)
+        return summary
+    _write(cfg, summary, totals)
+    if summary["partial"]:
+        signum = guard.signum or signal.SIGTERM
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
+                          f"{totals.count('samples')} images simulated so far to {cfg.log_dir} (marked partial)",
+                          signum)
+    _report(cfg, summary, prepared.replicas[0].fast, _unsettled(prepared, totals))
+    return summary
+
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # inputs, noisy inputs times 2^k, labels
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """What a run simulates: one replica per local device, the test images in batches, and which simulator."""
+
+    replicas: list[_Replica]
+    batches: list[Batch]
+    test: data.Split  # the images simulated (the first --num_samples)
+    test_images: int  # of the whole test set
+    simulator: str
+
+
+def _prepare(cfg: SpikingConfig, strategy: tf.distribute.Strategy) -> _Prepared:
+    """Load and convert the checkpoint, build a replica per local device, read the test images into batches."""
+    net, k = cfg.network, cfg.k
     weights = checkpoint.load(cfg.checkpoint, net, k)
     simulator = cfg.simulator if neurons.rule(cfg.neuron_rule).fast else "reference"
     devices = distribute.local_devices(strategy)
@@ -172,60 +241,76 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
         tf.config.experimental.enable_tensor_float_32_execution(False)  # TF32 rounds outside the error bound
         print("note: TensorFlow sees a GPU; the exactness guarantee covers CPU kernels (cuDNN may choose Winograd or "
               "FFT convolutions); for it, run with CUDA_VISIBLE_DEVICES= (see docs/scaling.md)", flush=True)
-    sn = convert.convert(net, k, weights)
-    replicas = [_Replica(cfg, sn, weights, device) for device in devices]
+    spiking_net = convert.convert(net, k, weights)
+    replicas = [_Replica(cfg, spiking_net, weights, device) for device in devices]
     whole_test = data.load_split(net.dataset, "test", cfg.roots)
     test = whole_test.head(cfg.num_samples)
     if len(test) == 0:
         raise data.DataError(f"{net.dataset}: the test set is empty; check the data files")
-    inputs = data.eval_inputs(net.dataset, test)
-    n_batches = -(-len(test) // cfg.batch_size)
+    return _Prepared(replicas, _batches(cfg, test), test, len(whole_test), simulator)
+
+
+def _batches(cfg: SpikingConfig, test: data.Split) -> list[Batch]:
+    """The test images in batches, each with its noisy input times ``2^k``."""
+    inputs = data.eval_inputs(cfg.network.dataset, test)
     rng = np.random.default_rng(cfg.seed)
     batches = []  # every worker draws the whole noise stream in batch order, so each batch gets its own draws
-    for b in range(n_batches):
+    for b in range(-(-len(test) // cfg.batch_size)):
         rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-        batches.append((inputs[rows], noisy(inputs[rows], cfg.noise_ratio, rng) * scale, test.y[rows]))
+        batches.append((inputs[rows], noisy(inputs[rows], cfg.noise_ratio, rng) * float(2 ** cfg.k), test.y[rows]))
+    return batches
 
-    first_slot = distribute.worker_index(strategy) * len(devices)
+
+def _simulate(cfg: SpikingConfig, strategy: tf.distribute.Strategy, prepared: _Prepared,
+              guard: SignalGuard) -> dict[int, BatchTally]:
+    """Every batch's tally, by batch number: batch ``b`` on replica ``b mod R``, each local replica in a thread of
+    its own, then every worker's tallies on every worker. A signal stops the replicas at their next batch."""
+    n_batches, replicas = len(prepared.batches), prepared.replicas
+    first_slot = distribute.worker_index(strategy) * len(replicas)
     tallies: dict[int, BatchTally] = {}
     progress = Progress(n_batches, "spiking")
-    with SignalGuard() as guard:
-        def share(replica: int) -> None:
-            for b in range(first_slot + replica, n_batches, strategy.num_replicas_in_sync):
-                try:
-                    tallies[b] = replicas[replica].tally(*batches[b], simulator, guard.stop)
-                except Stopped:
-                    return
-                progress.update(len(tallies), len(batches[b][2]))
-                if guard.stop():
-                    return
 
-        if len(replicas) == 1:
-            share(0)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(len(replicas)) as pool:
-                for future in [pool.submit(share, r) for r in range(len(replicas))]:
-                    future.result()
-        tallies = _gather(strategy, tallies, n_batches, cfg)
+    def share(replica: int) -> None:
+        for b in range(first_slot + replica, n_batches, strategy.num_replicas_in_sync):
+            try:
+                tallies[b] = replicas[replica].tally(*prepared.batches[b], prepared.simulator, guard.stop)
+            except Stopped:
+                return
+            progress.update(len(tallies), len(prepared.batches[b][2]))
+            if guard.stop():
+                return
 
-    totals = _Totals(cfg.time_steps)
-    for b in range(n_batches):  # in batch order, up to the first batch not simulated (a signal stopped it)
+    if len(replicas) == 1:
+        share(0)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(len(replicas)) as pool:
+            for future in [pool.submit(share, r) for r in range(len(replicas))]:
+                future.result()
+    return _gather(strategy, tallies, n_batches, cfg)
+
+
+def _totals_in_order(tallies: dict[int, BatchTally], n_batches: int, time_steps: int) -> _Totals:
+    """The tallies added in batch order, up to the first batch not simulated (a signal stopped it)."""
+    totals = _Totals(time_steps)
+    for b in range(n_batches):
         if b not in tallies:
             break
         totals.add(tallies[b])
-    partial = totals.count("samples") < len(test)
-    if totals.count("samples") == 0:  # no finished batch: no figures to report, nothing to write
-        signum = guard.signum or signal.SIGTERM
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name} before the first batch finished: "
-                          f"nothing written; {cfg.log_dir} is unchanged", signum)
-    summary = _summary(cfg, totals, simulator)
-    summary["partial"] = partial
-    summary["test_images"] = len(whole_test)
+    return totals
+
+
+def _run_summary(cfg: SpikingConfig, prepared: _Prepared, totals: _Totals, started: float) -> dict:
+    """``summary.json``: the figures of :func:`_summary`, whether the run is partial, and its run record."""
+    summary = _summary(cfg, totals, prepared.simulator)
+    summary["partial"] = totals.count("samples") < len(prepared.test)
+    summary["test_images"] = prepared.test_images
     summary["differs_from_defaults"] = logs.differences(summary)
-    summary["run"] = provenance.run_record(cfg.checkpoint, test.files, started, cfg.roots)
-    if not chief:
-        print("done: the chief wrote the logs", flush=True)
-        return summary
+    summary["run"] = provenance.run_record(cfg.checkpoint, prepared.test.files, started, cfg.roots)
+    return summary
+
+
+def _write(cfg: SpikingConfig, summary: dict, totals: _Totals) -> None:
+    """The four logs and ``summary.json`` as one set (an earlier run moved aside), and TensorBoard's summaries."""
     try:
         moved = logs.write_logs(cfg.log_dir, totals.lines, summary, cfg.replace_logs)
     except OSError as e:
@@ -241,15 +326,12 @@ def _run(cfg: SpikingConfig, strategy: tf.distribute.Strategy, started: float) -
             raise logs.LogDirError(f"wrote the logs to {cfg.log_dir}, but cannot write the TensorBoard summaries "
                                    f"into {cfg.tensorboard} ({getattr(e, 'strerror', None) or e.message}); free "
                                    f"some space or pass another --tensorboard") from None
-    if partial:
-        signum = guard.signum or signal.SIGTERM
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name}: wrote the logs of the "
-                          f"{totals.count('samples')} images simulated so far to {cfg.log_dir} (marked partial)",
-                          signum)
+
+
+def _unsettled(prepared: _Prepared, totals: _Totals) -> np.ndarray:
+    """The inputs (times ``2^k``) of the images still spiking at the last step."""
     settle = np.concatenate(totals.settle)
-    unsettled = np.concatenate([spikes for _, spikes, _ in batches])[:len(settle)][settle < 0]
-    _report(cfg, summary, replicas[0].fast, unsettled)
-    return summary
+    return np.concatenate([spikes for _, spikes, _ in prepared.batches])[:len(settle)][settle < 0]
 
 
 def _gather(strategy: tf.distribute.Strategy, tallies: dict[int, BatchTally], n_batches: int,
@@ -293,26 +375,24 @@ def _tally(result: SimulationResult, ann: list[np.ndarray], y: np.ndarray, float
 
 
 def _summary(cfg: SpikingConfig, totals: _Totals, simulator: str) -> dict:
-    c = dict(zip(BatchTally.COUNTS, totals.counts.tolist()))
-    net, n = cfg.network, max(c["samples"], 1)
+    counts = dict(zip(BatchTally.COUNTS, totals.counts.tolist()))
+    net, n = cfg.network, max(counts["samples"], 1)
     snn_accuracy = (totals.snn_correct / n).tolist()
-    return {
-        "network": net.name, "k": cfg.k, "checkpoint": provenance.recorded_path(cfg.checkpoint), "simulator": simulator,
-        "neuron_rule": cfg.neuron_rule, "num_samples": c["samples"], "time_steps": cfg.time_steps,
-        "batch_size": cfg.batch_size, "noise_ratio": cfg.noise_ratio, "seed": cfg.seed,
-        "ann_accuracy": c["ann_correct"] / n, "snn_accuracy": snn_accuracy,
-        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), c["ann_correct"]),
-        "agreement": c["agree"] / n, "mismatched_neurons": c["mismatched"],
-        "float32_near_ties": {"neurons": c["float32_neurons"], "predictions": c["float32_predictions"]},
+    return cfg.get_config() | {
+        "simulator": simulator, "num_samples": counts["samples"],  # what ran: the rule's simulator, the images done
+        "ann_accuracy": counts["ann_correct"] / n, "snn_accuracy": snn_accuracy,
+        "lossless_step": logs.lossless_step(totals.snn_correct.tolist(), counts["ann_correct"]),
+        "agreement": counts["agree"] / n, "mismatched_neurons": counts["mismatched"],
+        "float32_near_ties": {"neurons": counts["float32_neurons"], "predictions": counts["float32_predictions"]},
         "hidden_neurons_per_image": net.hidden_neurons(),
-        "spikes_per_image": c["spikes"] / n,
-        "positive_spikes_per_image": (c["spikes"] + c["net"]) / 2 / n,
-        "negative_spikes_per_image": (c["spikes"] - c["net"]) / 2 / n,
-        "sops_per_image": c["synops"] / n,
+        "spikes_per_image": counts["spikes"] / n,
+        "positive_spikes_per_image": (counts["spikes"] + counts["net"]) / 2 / n,
+        "negative_spikes_per_image": (counts["spikes"] - counts["net"]) / 2 / n,
+        "sops_per_image": counts["synops"] / n,
         "ann_macs_per_image": net.macs_per_image(),
         "settle_steps": logs.settle_summary(np.concatenate(totals.settle) if totals.settle else np.zeros(0, int)),
         "layers": _layer_figures(net, totals, cfg.time_steps),
-        "energy_estimate": _energy_estimate(net, c["synops"] / n),
+        "energy_estimate": _energy_estimate(net, counts["synops"] / n),
     }
 
 
@@ -387,9 +467,6 @@ def _report(cfg: SpikingConfig, summary: dict, fast: FastSimulator, unsettled: n
         if guard.stop():
             raise Interrupted(f"interrupted by {guard.name} while checking the unsettled images; the logs in "
                               f"{cfg.log_dir} are complete", guard.signum)
-
-
-ADVICE_SECONDS = 30.0  # the unsettled-images note is worked out for at most this long (compiling included)
 
 
 def _sufficient_steps(cfg: SpikingConfig, fast: FastSimulator, unsettled: np.ndarray,

@@ -20,7 +20,7 @@ SCRIPTS = sorted(ROOT.glob("MNIST/*_MNIST.py")) + sorted(ROOT.glob("FashionMNIST
 
 def parse_ann(argv):
     fv = flags.FlagValues()
-    cli.define_ann_flags(learning_rate=1e-3, epochs=100, fv=fv)
+    cli.define_ann_flags(learning_rate=1e-3, epochs=100, flag_values=fv)
     fv(["prog", *argv])
     return fv
 
@@ -39,7 +39,7 @@ def test_the_original_resume_and_inference_lines():
 
 def test_the_original_spiking_line():
     fv = flags.FlagValues()
-    cli.define_snn_flags(time_steps=100, fv=fv)
+    cli.define_snn_flags(time_steps=100, flag_values=fv)
     fv(["prog", "--k", "0"])
     assert (fv.k, cli.time_steps(fv), fv.noise_ratio, fv.batch_size) == (0, 100, 0.0, 200)
     fv(["prog", "--k", "3"])

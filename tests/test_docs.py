@@ -81,7 +81,8 @@ def documented_commands() -> tuple[set[str], set[str], set[str]]:
 def known_flags() -> set[str]:
     """Every flag of the workspace scripts, the tools and the modules that take command lines."""
     known = set()
-    for define in (lambda fv: cli.define_ann_flags(1e-4, 1, fv=fv), lambda fv: cli.define_snn_flags(20, fv=fv)):
+    for define in (lambda fv: cli.define_ann_flags(1e-4, 1, flag_values=fv),
+                   lambda fv: cli.define_snn_flags(20, flag_values=fv)):
         fv = flags.FlagValues()
         define(fv)
         known |= {f"--{name}" for name in fv}

@@ -375,7 +375,7 @@ def test_boolean_flags_take_a_separate_value_as_the_readme_writes_them():
     from common import cli
 
     fv = flags.FlagValues()
-    cli.define_snn_flags(time_steps=20, fv=fv)
+    cli.define_snn_flags(time_steps=20, flag_values=fv)
     argv = cli._join_boolean_values(["prog", "--early_exit", "False", "--replace_logs", "true", "--k", "1"], fv)
     fv(argv)
     assert (fv.early_exit, fv.replace_logs, fv.k) == (False, True, 1)
@@ -436,7 +436,7 @@ class _NeverQuiet:
     def simulate(self, x, steps, stop=lambda: False):
         import time
 
-        from common.snn import Stopped
+        from common.signals import Stopped
 
         self.calls.append(steps)
         time.sleep(self.seconds)

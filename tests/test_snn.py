@@ -216,7 +216,7 @@ def test_the_neuron_rule_flag_is_drawn_from_the_registry():
     from common import cli
 
     fv = flags.FlagValues()
-    cli.define_snn_flags(time_steps=20, fv=fv)
+    cli.define_snn_flags(time_steps=20, flag_values=fv)
     assert fv["neuron_rule"].parser.enum_values == list(neurons.RULES) == ["lossless", "no_negative", "original"]
     assert all(rule.help in fv["neuron_rule"].help for rule in neurons.RULES.values())
     assert [name for name, rule in neurons.RULES.items() if rule.fast] == ["lossless", "no_negative"]
