@@ -5,9 +5,13 @@
 
 from pathlib import Path
 
-from digits import DIGITS_CNN
+from common import signals
 
-from common import cli
+signals.catch_stop_signals()  # first: a stop signal during the slow imports below ends the run with one line
+
+from digits import DIGITS_CNN  # noqa: E402
+
+from common import cli  # noqa: E402
 
 cli.define_ann_flags(learning_rate=3e-3, epochs=30, batch_size=50)
 

@@ -7,9 +7,13 @@ Writes figs/k<k>/accuracy.txt, spike_num.txt, spike_collect.txt, sop_num.txt and
 
 from pathlib import Path
 
-from digits import DIGITS_CNN
+from common import signals
 
-from common import cli
+signals.catch_stop_signals()  # first: a stop signal during the slow imports below ends the run with one line
+
+from digits import DIGITS_CNN  # noqa: E402
+
+from common import cli  # noqa: E402
 
 cli.define_snn_flags(time_steps=30, batch_size=100)
 
