@@ -160,4 +160,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common import signals
+
+    signals.catch_stop_signals()  # a stop signal ends the command with one line, after the file in progress
+    with signals.working():
+        main()
