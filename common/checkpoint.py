@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -37,6 +36,7 @@ import numpy as np
 
 from common import history as training_history
 from common.fsutil import atomic_write, exclusive_lock, first_free_backup
+from common.provenance import sha256
 from common.networks import OUTPUT_NAME, Network, layer_names
 
 if TYPE_CHECKING:  # reading and writing checkpoints needs no TensorFlow
@@ -474,15 +474,6 @@ def package_version() -> str:
         return "unknown"
 
 
-def sha256_of(path: str | Path) -> str:
-    """The SHA-256 of a file, in hexadecimal."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def safetensors_metadata(src: Path, arrays: dict[str, np.ndarray]) -> dict[str, str]:
     """The string metadata of a safetensors export of ``src`` (whose checked members are ``arrays``).
 
@@ -495,7 +486,7 @@ def safetensors_metadata(src: Path, arrays: dict[str, np.ndarray]) -> dict[str, 
                          for run in (history or {}).get("runs", [])} or {"float32"})
     meta = {"format": SAFETENSORS_FORMAT, "format_version": str(FORMAT_VERSION),
             "precision": "+".join(precisions), "weights_dtype": str(arrays[f"{OUTPUT_NAME}/weights"].dtype),
-            "package": "negspike", "package_version": package_version(), "source_sha256": sha256_of(src)}
+            "package": "negspike", "package_version": package_version(), "source_sha256": sha256(src)}
     meta.update({key: str(arrays[name]) for name, key in SAFETENSORS_META.items() if name in arrays})
     return meta
 

@@ -111,7 +111,8 @@ def export_snn(spiking_net: SpikingNetwork, path: str | Path, rule: str = neuron
     """
     from safetensors.numpy import save
 
-    from common.checkpoint import package_version, sha256_of
+    from common.checkpoint import package_version
+    from common.provenance import sha256
     from common.fsutil import atomic_write
 
     tensors = {}
@@ -122,7 +123,7 @@ def export_snn(spiking_net: SpikingNetwork, path: str | Path, rule: str = neuron
     metadata = {"format": SNN_FORMAT, "format_version": str(SNN_FORMAT_VERSION),
                 "description": json.dumps(describe(spiking_net, rule)), "package_version": package_version()}
     if source is not None:
-        metadata["source_sha256"] = sha256_of(source)
+        metadata["source_sha256"] = sha256(source)
     data = save({name: np.ascontiguousarray(value, np.float32) for name, value in tensors.items()}, metadata=metadata)
     with atomic_write(path, "wb") as f:
         f.write(data)

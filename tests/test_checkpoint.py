@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from common import checkpoint, fsutil
+from common import checkpoint, fsutil, provenance
 from common.networks import NETWORKS
 from helpers import random_weights
 
@@ -324,7 +324,7 @@ def test_a_shipped_checkpoint_round_trips_through_safetensors_with_identical_arr
     with safe_open(tmp_path / "k.safetensors", framework="numpy") as f:
         meta = f.metadata()
     assert meta["network"] == network.name and meta["k"] == str(k) and meta["epochs"] == str(original.epoch)
-    assert meta["source_sha256"] == checkpoint.sha256_of(src)
+    assert meta["source_sha256"] == provenance.sha256(src)
     assert meta["package_version"] == checkpoint.package_version()
     assert meta["precision"] in ("float32", "bfloat16") and meta["weights_dtype"] == "float32"
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from helpers import MIXED, random_images, random_weights
 
-from common import checkpoint, convert, data, reference
+from common import checkpoint, convert, data, provenance, reference
 from common.networks import MNIST_LENET
 
 READER = ROOT / "examples" / "numpy_snn" / "numpy_snn.py"
@@ -64,7 +64,7 @@ def test_the_file_holds_the_folded_network_and_describes_its_layers(mnist_k1):
         meta = f.metadata()
     description = json.loads(meta["description"])
     assert meta["format"] == convert.SNN_FORMAT
-    assert meta["source_sha256"] == checkpoint.sha256_of(ROOT / "MNIST" / "pretrained" / "k1.npz")
+    assert meta["source_sha256"] == provenance.sha256(ROOT / "MNIST" / "pretrained" / "k1.npz")
     assert (description["network"], description["k"], description["input"]["times"]) == ("mnist_lenet", 1, 2)
     assert [layer["output_shape"] for layer in description["layers"]] == [list(s) for s in MNIST_LENET.shapes()[1:]]
     assert (description["neuron"]["rule"], description["neuron"]["spike_min"]) == ("lossless", -1)

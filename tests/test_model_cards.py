@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import ROOT
 
-from common.checkpoint import sha256_of
+from common.provenance import sha256
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_the_checksum_list_names_every_shipped_weight_file_with_its_sha256():
     shipped = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("**/pretrained/*.npz")}
     assert set(listed) == shipped
     for name, digest in listed.items():
-        assert sha256_of(ROOT / name) == digest, f"{name} changed since SHA256SUMS was written"
+        assert sha256(ROOT / name) == digest, f"{name} changed since SHA256SUMS was written"
 
 
 def test_each_card_has_the_model_card_front_matter_and_true_links(generated):

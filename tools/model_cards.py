@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from results_table import ROWS, read_json  # noqa: E402
 
-from common.checkpoint import sha256_of  # noqa: E402
+from common.provenance import sha256  # noqa: E402
 from common.fsutil import write_text  # noqa: E402
 from common.history import trained_for  # noqa: E402
 from common.networks import NETWORKS  # noqa: E402
@@ -51,7 +51,7 @@ def weight_files() -> list[Path]:
 
 def checksums() -> str:
     """``SHA256SUMS``: one ``<sha256>  <path from the root>`` line per shipped weight file, as ``sha256sum`` writes."""
-    return "".join(f"{sha256_of(path)}  {path.relative_to(ROOT).as_posix()}\n" for path in weight_files())
+    return "".join(f"{sha256(path)}  {path.relative_to(ROOT).as_posix()}\n" for path in weight_files())
 
 
 def user_command(command: str) -> str:
@@ -146,7 +146,7 @@ def card(workspace: str, label: str) -> str | None:
         level = level_name(entry["level"])
         holds = "full-precision baseline" if entry["level"] == "fp32" else f"quantized ANN, {level}"
         text.append(f"| `{path.name}` | {holds}, {trained_for(entry['history']) or 'history missing'} "
-                    f"| `{sha256_of(path)}` |")
+                    f"| `{sha256(path)}` |")
     text += ["", f"Every shipped weight file's checksum is in [SHA256SUMS]({up}SHA256SUMS)"
              " (`sha256sum -c SHA256SUMS`). The format: [Checkpoints]("
              f"{up}docs/reliability.md); as safetensors: `python -m common.checkpoint "
