@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.timing import cpu_flags  # noqa: E402
 from common import fsutil  # noqa: E402
-from common.history import HistoryError, epochs_of, path_of as history_path, read_beside  # noqa: E402
+from common.history import HistoryError, epochs_of, read_beside, write_beside  # noqa: E402
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
@@ -226,7 +226,7 @@ def restore(checkpoint: Path, source: Path = INSURANCE) -> Path:
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     with fsutil.atomic_write(checkpoint, "wb") as out:
         np.savez(out, **arrays)
-    fsutil.write_json(history_path(checkpoint), json.loads(str(arrays["meta/history"])))
+    write_beside(checkpoint, json.loads(str(arrays["meta/history"])))  # as training writes it
     return checkpoint
 
 
