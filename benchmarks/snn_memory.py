@@ -15,6 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+
 from common import startup
 
 startup.start()  # quietly, before anything imports TensorFlow
@@ -24,12 +29,16 @@ from common import checkpoint, synthetic
 from common.networks import CIFAR_CNN1
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+# A process of its own per run, so that RUSAGE_CHILDREN's peak is that run's; stop signals go on to the run.
+MEASURE = ("import resource, subprocess, sys; from common import signals; "
+           "signals.run_relaying_stop_signals(sys.argv[1:], stdout=subprocess.DEVNULL).check_returncode(); "
            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
 def peak_mib(args: list[str]) -> float:
-    out = subprocess.run([sys.executable, "-c", MEASURE, *args], capture_output=True, text=True, check=True)
+    out = signals.run_relaying_stop_signals([sys.executable, "-c", MEASURE, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                            text=True)
+    out.check_returncode()
     return int(out.stdout.split()[-1]) / 1024
 
 

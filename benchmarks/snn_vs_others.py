@@ -50,6 +50,11 @@ from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+
 from common import startup
 
 startup.start()  # quietly, before anything imports TensorFlow
@@ -128,11 +133,12 @@ def spikingjelly_in_its_own_process(sn: SpikingNetwork, x: np.ndarray, time_step
         folder = Path(folder)
         convert.export_snn(sn, folder / "snn.safetensors")
         np.save(folder / "images.npy", np.ascontiguousarray(x, np.float32))
-        done = subprocess.run([sys.executable, str(PEER), str(folder / "snn.safetensors"), str(folder / "images.npy"),
-                               str(folder / "out.npz"), "--time_steps", str(time_steps), "--batch_size", str(batch),
-                               "--repeats", str(repeats)], capture_output=True, text=True)
+        done = signals.run_relaying_stop_signals(  # a stop stops the peer first; its errors show on our stderr
+            [sys.executable, str(PEER), str(folder / "snn.safetensors"), str(folder / "images.npy"),
+             str(folder / "out.npz"), "--time_steps", str(time_steps), "--batch_size", str(batch),
+             "--repeats", str(repeats)], stdout=subprocess.DEVNULL)
         if done.returncode != 0:
-            raise RuntimeError(f"{PEER.name} exited with {done.returncode}: {done.stderr.strip()[-600:]}")
+            raise RuntimeError(f"{PEER.name} exited with {done.returncode} (its error is above)")
         with np.load(folder / "out.npz", allow_pickle=False) as out:
             return (float(out["wall"]), float(out["cpu"]), out["predictions"], int(out["stopped"]),
                     int(out["threads"]))

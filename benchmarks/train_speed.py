@@ -25,6 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPLICAS = 2
 
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+
 from common import startup  # noqa: E402
 
 startup.start(cpu_replicas=REPLICAS)  # logical CPU devices exist only if made before TensorFlow starts

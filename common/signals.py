@@ -6,6 +6,8 @@ statement, before any slow import. From then on a stop signal ends the program a
 128 + signal, unless a :class:`SignalGuard` holds it: within one (the work that writes files), the signal is
 only recorded, and the loops stop at their next batch and save. :func:`working` is an entry point's work: it
 holds the signals and ends the program with the line after the work if a signal came that no loop acted on.
+A program that runs another (a peer framework, a training stage) passes the signals on to it with a
+:class:`SignalRelay` and ends once the child has.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import errno
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import NoReturn, TextIO
@@ -115,6 +118,56 @@ class SignalGuard:
 
     def stop(self) -> bool:
         return self.signum is not None
+
+
+class SignalRelay:
+    """Within ``with``, SIGINT, SIGTERM and SIGHUP go on to the child process last started with :meth:`start`
+    (which stops it the way it stops itself: saving, one line) instead of ending this process, which would
+    leave the child running alone. :attr:`received` keeps the first; the caller ends itself once the child has.
+
+    The previous handlers come back when the block is left.
+    """
+
+    def __enter__(self) -> SignalRelay:
+        self.received: int | None = None
+        self._child: subprocess.Popen | None = None
+        self._previous = {s: signal.signal(s, self._pass_on) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def start(self, args: list[str], **popen) -> subprocess.Popen:
+        """``subprocess.Popen(args, **popen)``; a signal that came while it was being started goes on to it too."""
+        self._child = subprocess.Popen(args, **popen)
+        if self.received is not None:
+            self._child.send_signal(self.received)
+        return self._child
+
+    def _pass_on(self, signum: int, frame: object) -> None:
+        self.received = self.received or signum
+        if self._child is not None and self._child.returncode is None:
+            self._child.send_signal(signum)
+
+
+def run_relaying_stop_signals(args: list[str], **popen) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, **popen)`` under a :class:`SignalRelay`: a stop signal stops the child first.
+
+    If one came, this program then ends too, by ``SystemExit`` (so ``with`` blocks still clean up): silently with
+    the child's status if the child ended itself (it has said where, on the standard error it inherited), else
+    with :func:`stop_line` and 128 + signal. Leave the child's standard error uncaptured, so that its line shows.
+    """
+    with SignalRelay() as relay:
+        child = relay.start(args, **popen)
+        out, err = child.communicate()
+    status = child.returncode if child.returncode >= 0 else 128 - child.returncode  # the shell's 128 + signal
+    if relay.received is not None:
+        if child.returncode <= 0:  # it had finished, or a signal killed it without a word: the line is ours
+            sys.stderr.write(f"{stop_line(relay.received)}\n")
+            status = status or 128 + relay.received
+        raise SystemExit(status)
+    return subprocess.CompletedProcess(args, status, out, err)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import pickle
 import signal
@@ -545,12 +546,30 @@ def entry_point_args(script: Path, tmp_path: Path) -> list[str]:
     return [str(script), *own, *(["--log_dir", str(tmp_path / "logs")] if script.name.startswith("Spiking") else [])]
 
 
+def TOOLS_AND_BENCHMARKS(tmp_path: Path) -> list[list[str]]:  # noqa: N802 - a table, by its arguments
+    """Every program of ``tools/`` and ``benchmarks/``, with arguments that read only (or only the test's files);
+    each runs for seconds at least, so the signal always comes first."""
+    commands = [["tools/model_cards.py"], ["tools/results_table.py"], ["tools/long_run.py", "resume"],
+                ["tools/rule_ablation.py", str(tmp_path / "ablation.png"), str(tmp_path / "no_run")],
+                ["benchmarks/snn_speed.py"], ["benchmarks/snn_memory.py"], ["benchmarks/snn_vs_others.py"],
+                ["benchmarks/train_speed.py"]]
+    if importlib.util.find_spec("torch") and importlib.util.find_spec("spikingjelly"):  # the bench extra
+        commands.append(["benchmarks/spikingjelly_peer.py", *(str(tmp_path / name) for name in ("m", "x", "out"))])
+    return commands
+
+
 @needs_proc
-def test_every_entry_point_ends_in_one_line_on_a_signal_as_it_starts(tmp_path):
+def test_every_entry_point_ends_in_one_line_on_a_signal_as_it_starts(tmp_path, tmp_path_factory):
     from test_cli import SCRIPTS
 
     commands = [entry_point_args(script, tmp_path) for script in SCRIPTS] + [["-m", "common.plots", str(tmp_path)]]
-    outcomes = sweep(lambda i: start_as_background_job(commands[i], cwd=ROOT), signal.SIGINT, (0.0,) * len(commands))
+    commands += TOOLS_AND_BENCHMARKS(tmp_path)
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "no_data").touch()
+    # long_run.py resume: a state of the test's own; a file for data, so that a run that went on would fail at once
+    env = {**os.environ, "NEGSPIKE_STATE": str(elsewhere), "NEGSPIKE_DATA": str(elsewhere / "no_data")}
+    outcomes = sweep(lambda i: start_as_background_job(commands[i], cwd=ROOT, env=env), signal.SIGINT,
+                     (0.0,) * len(commands))
     for command, outcome in zip(commands, outcomes):
         assert outcome.signalled, command
         assert_stopped_with_one_line(outcome, signal.SIGINT, signals.stop_line(signal.SIGINT))
@@ -627,3 +646,32 @@ def test_a_stop_signal_at_any_moment_of_the_figures_ends_them_in_one_line(tmp_pa
         else:
             assert_stopped_with_one_line(outcome, signum, signals.stop_line(signum))
             assert len(figures) in (0, 5)
+
+
+@needs_proc
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_to_a_program_reaches_the_child_it_runs_first(signum):
+    """A program that runs another (long_run.py's training stages, the SpikingJelly peer) stops it before it ends:
+    one line (the child's), the child's status, and no child left running alone."""
+    child = ("import os, sys, time; from common import signals; signals.catch_stop_signals(); "
+             "print(os.getpid(), flush=True); time.sleep(PATIENCE)").replace("PATIENCE", str(PATIENCE))
+    parent = ("import sys; from common import signals; signals.catch_stop_signals(); "
+              f"signals.run_relaying_stop_signals([sys.executable, '-c', {child!r}])")
+    proc = subprocess.Popen([sys.executable, "-c", parent], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # a terminal's Ctrl-C would reach both: not this
+    child_pid = int(proc.stdout.readline())  # the child runs and catches the stop signals
+    os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=PATIENCE)
+    assert proc.returncode == 128 + signum, err
+    assert err.splitlines() == [signals.stop_line(signum)]
+    with pytest.raises(ProcessLookupError):  # the parent waited for it: reaped, not orphaned
+        os.kill(child_pid, 0)
+
+
+def test_a_stop_signal_after_the_child_finished_ends_the_program_with_its_line():
+    parent = ("import os, signal, sys; from common import signals; "
+              "signals.run_relaying_stop_signals([sys.executable, '-c', "
+              "'import os, signal; os.kill(os.getppid(), signal.SIGTERM)'])")  # the child signals its parent
+    done = subprocess.run([sys.executable, "-c", parent], cwd=ROOT, capture_output=True, text=True, timeout=PATIENCE)
+    assert done.returncode == 128 + signal.SIGTERM
+    assert done.stderr.splitlines() == [signals.stop_line(signal.SIGTERM)]

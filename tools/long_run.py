@@ -1,7 +1,7 @@
 """CIFAR-10 CNN 1 k=1 at the paper's schedule, as one run resumed across many stops.
 
     python tools/long_run.py status    # where the run stands: epochs, test accuracy, minutes per epoch, precision
-    nohup python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 &
+    setsid python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 < /dev/null &
     python tools/long_run.py publish   # its history so far -> CIFAR10/CNN_1/pretrained/k1.run.history.json
     python tools/long_run.py insure    # at epoch 100 only: the resumable state, lossless, into the repository
     python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy
@@ -22,21 +22,24 @@ every resume. Checkpoints stay float32 either way. The training data is found as
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
-import lzma
-import os
-import signal
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports ends the program with its line
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import lzma  # noqa: E402
+import os  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from benchmarks.timing import cpu_flags  # noqa: E402
 from common import fsutil  # noqa: E402
@@ -115,22 +118,17 @@ def command(stage: Stage, checkpoint: Path, arithmetic: str) -> list[str]:
 def resume(checkpoint: Path) -> int:
     """Run the schedule's stages from where ``checkpoint`` stands, niced; the exit status of the last."""
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    child: subprocess.Popen | None = None
-
-    def forward(signum: int, frame: object) -> None:  # a stop reaches the training run, which saves and exits
-        if child is not None:
-            child.send_signal(signum)
-
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, forward)
-    while (stage := next_stage(Position.read(checkpoint))) is not None:
-        cmd = command(stage, checkpoint, precision())
-        print("long run:", " ".join(cmd[1:]), flush=True)
-        child = subprocess.Popen(cmd, start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
-        lower_group_priority(child.pid)
-        status = child.wait()
-        if status != 0:
-            return status if status > 0 else 128 - status  # killed by a signal: the shell's 128 + signal
+    with signals.SignalRelay() as relay:  # a stop reaches the training run, which saves and exits
+        while relay.received is None and (stage := next_stage(Position.read(checkpoint))) is not None:
+            cmd = command(stage, checkpoint, precision())
+            print("long run:", " ".join(cmd[1:]), flush=True)
+            child = relay.start(cmd, start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
+            lower_group_priority(child.pid)
+            status = child.wait()
+            if status != 0:
+                return status if status > 0 else 128 - status  # killed by a signal: the shell's 128 + signal
+    if relay.received is not None:  # between two stages: the next one does not start
+        return 128 + relay.received
     print(f"long run: the schedule is done ({STAGES[-1][0]} epochs); python tools/long_run.py publish", flush=True)
     return 0
 
@@ -191,9 +189,10 @@ def ship(checkpoint: Path) -> Path:
         done = position.epoch if position else 0
         raise SystemExit(f"long_run: the run at {checkpoint} has not finished its {STAGES[-1][0]} epochs ({done} "
                          f"done); continue it with: python tools/long_run.py resume")
-    subprocess.run([sys.executable, "-m", "common.checkpoint", "export", str(checkpoint), str(SHIPPED), "--float16"],
-                   cwd=ROOT, check=True)
-    subprocess.run([sys.executable, "tools/model_cards.py", "--write"], cwd=ROOT, check=True)  # cards, SHA256SUMS
+    for cmd in (["-m", "common.checkpoint", "export", str(checkpoint), str(SHIPPED), "--float16"],
+                ["tools/model_cards.py", "--write"]):  # the weights; then the cards and SHA256SUMS
+        if signals.run_relaying_stop_signals([sys.executable, *cmd], cwd=ROOT).returncode:
+            raise SystemExit(f"long_run: python {' '.join(cmd)} failed (its error is above)")
     PUBLISHED.unlink(missing_ok=True)
     return SHIPPED
 
@@ -252,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         print(status(checkpoint))
     else:
         write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
-        print(f"wrote {write(checkpoint)}")
+        with signals.working():  # files are written whole; a stop takes effect after them
+            print(f"wrote {write(checkpoint)}")
     return 0
 
 

@@ -27,6 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+
 from results_table import ROWS, read_json  # noqa: E402
 
 from common.provenance import sha256  # noqa: E402
@@ -310,10 +315,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     files = outputs()
     stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
-    for path in stale:
-        if args.write:
-            write_text(path, files[path])
-        print(f"{'wrote' if args.write else 'out of date:'} {path.relative_to(ROOT)}")
+    with signals.working():  # every card is written whole; a stop takes effect after them
+        for path in stale:
+            if args.write:
+                write_text(path, files[path])
+            print(f"{'wrote' if args.write else 'out of date:'} {path.relative_to(ROOT)}")
     if stale and not args.write:
         sys.exit("error: model cards or SHA256SUMS are out of date; run python tools/model_cards.py --write")
 

@@ -24,6 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+
 from common.fsutil import write_text  # noqa: E402
 from common.paper_table import PAPER_TABLE  # noqa: E402
 from common.history import epochs_of, trained_for  # noqa: E402
@@ -207,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
     if not pattern.search(content):
         sys.exit(f"error: {readme} has no {START} ... {END} markers; add them where the table belongs")
-    write_text(readme, pattern.sub(lambda _: f"{START}\n{text}\n{END}", content))
+    with signals.working():  # the README is written whole; a stop takes effect after it
+        write_text(readme, pattern.sub(lambda _: f"{START}\n{text}\n{END}", content))
 
 
 if __name__ == "__main__":

@@ -17,11 +17,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import signals  # noqa: E402
+
+if __name__ == "__main__":
+    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import matplotlib.pyplot as plt
 
-from common import logs
+from common import fsutil, logs
 
 
 def table(runs: list[dict]) -> str:
@@ -47,8 +53,8 @@ def figure(runs: list[dict], out: Path) -> None:
     ax.set_ylim(max(0, 100 * first["ann_accuracy"] - 10), 100 * first["ann_accuracy"] + 1)
     ax.legend()
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    with fsutil.atomic_write(out, "wb") as f:  # a stop or an error leaves the previous figure, or none
+        fig.savefig(f, format="png", dpi=120)
 
 
 def main() -> None:
@@ -63,7 +69,8 @@ def main() -> None:
     if len({(s["network"], s["k"], s["num_samples"]) for s in runs}) != 1:
         parser.exit(1, "error: the runs are not of one network, k and test set; compare like with like\n")
     print(table(runs))
-    figure(runs, args.figure)
+    with signals.working():  # the figure is written whole; a stop takes effect after it
+        figure(runs, args.figure)
     print(f"wrote {args.figure}")
 
 
