@@ -21,6 +21,7 @@ WORKSPACES = {"MNIST": "mnist_lenet", "FashionMNIST/MLP": "fashion_mlp", "Fashio
 SHIPPED = [(ws, net, k, folder) for ws, net in WORKSPACES.items() for k in (0, 1, 2)
            for folder in (f"k{k}", f"no_negative/k{k}")
            if (ROOT / ws / "pretrained" / "logs" / folder / "summary.json").is_file()]
+SLICE_IMAGES = {"CIFAR10/CNN_1": 200, "CIFAR10/CNN_2": 200}  # CIFAR-10 re-runs its first batches: CI's time
 
 
 def git_status() -> str:
@@ -63,11 +64,14 @@ def test_plots_draw_without_tensorflow_from_inside_a_workspace(tmp_path):
     assert all((workspace / "figs" / name).is_file() for name in plots.FIGURES)
 
 
-@pytest.mark.slow  # every shipped run, full test sets
+@pytest.mark.slow  # every shipped run, full test sets (CIFAR-10: the first 200 images)
 @pytest.mark.parametrize("workspace, network, k, folder", SHIPPED)
 def test_every_line_of_a_shipped_log_reproduces(workspace, network, k, folder, tmp_path):
     shipped = ROOT / workspace / "pretrained" / "logs" / folder
     summary = logs.read_summary(shipped)
+    images = min(summary["num_samples"], SLICE_IMAGES.get(workspace, summary["num_samples"]))
+    whole = images == summary["num_samples"]
+    assert whole or images % summary["batch_size"] == 0, "a slice is whole batches: their lines come first"
     roots = data.data_roots(None, ROOT / workspace)
     checkpoint = ROOT / workspace / "pretrained" / f"k{k}.npz"
     dataset = NETWORKS[network].dataset
@@ -78,12 +82,15 @@ def test_every_line_of_a_shipped_log_reproduces(workspace, network, k, folder, t
     assert checkpoint.is_file(), f"{shipped} ships without its weights {checkpoint}: nothing can check it"
     rerun = spiking.run(spiking.SpikingConfig(
         network=NETWORKS[network], k=k, checkpoint=checkpoint, roots=roots, log_dir=tmp_path,
-        time_steps=summary["time_steps"], batch_size=summary["batch_size"], num_samples=summary["num_samples"],
+        time_steps=summary["time_steps"], batch_size=summary["batch_size"], num_samples=images,
         neuron_rule=summary["neuron_rule"]))
-    for name in logs.LOG_FILES:
-        assert (tmp_path / name).read_text() == (shipped / name).read_text(), name
+    for name in logs.LOG_FILES:  # a line per batch and time step: a slice's lines are the log's first
+        lines = (tmp_path / name).read_text().splitlines()
+        assert len(lines) == -(-images // summary["batch_size"]) * summary["time_steps"], name
+        expected = (shipped / name).read_text().splitlines()
+        assert lines == (expected if whole else expected[:len(lines)]), name
     for key in ("ann_accuracy", "snn_accuracy", "lossless_step", "agreement", "mismatched_neurons",
-                "spikes_per_image", "sops_per_image", "settle_steps"):
+                "spikes_per_image", "sops_per_image", "settle_steps") if whole else ():
         assert rerun[key] == summary[key], key
     if summary["neuron_rule"] == "lossless":
         assert rerun["mismatched_neurons"] == 0 and rerun["agreement"] == 1.0
