@@ -47,6 +47,8 @@ from common.history import HistoryError, epochs_of, read_beside, write_beside  #
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
+SPIKING_RUN = ("python CIFAR10/CNN_1/Spiking_CNN1_CIFAR10.py --k 1 --checkpoint CIFAR10/CNN_1/pretrained/k1.npz "
+               "--log_dir CIFAR10/CNN_1/pretrained/logs/k1 --replace_logs True")  # 100 steps, every test image
 PUBLISHED = SHIPPED.with_name("k1.run.history.json")
 INSURANCE = ROOT / "CIFAR10" / "CNN_1" / "insurance" / "k1.epoch100.npz.xz"
 SHUFFLED = "byte_planes/"  # a float32 array stored as its 4 byte planes, which LZMA compresses far better
@@ -194,6 +196,7 @@ def ship(checkpoint: Path) -> Path:
         if signals.run_relaying_stop_signals([sys.executable, *cmd], cwd=ROOT).returncode:
             raise SystemExit(f"long_run: python {' '.join(cmd)} failed (its error is above)")
     PUBLISHED.unlink(missing_ok=True)
+    print(f"long run: next, its spiking run on the whole test set: {SPIKING_RUN}", flush=True)
     return SHIPPED
 
 
