@@ -31,14 +31,15 @@ from common.networks import CIFAR_CNN1
 ROOT = Path(__file__).resolve().parents[1]
 # A process of its own per run, so that RUSAGE_CHILDREN's peak is that run's; stop signals go on to the run.
 MEASURE = ("import resource, subprocess, sys; from common import signals; "
-           "signals.run_relaying_stop_signals(sys.argv[1:], stdout=subprocess.DEVNULL).check_returncode(); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+           "done = signals.run_relaying_stop_signals(sys.argv[1:], stdout=subprocess.DEVNULL); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)")
 
 
 def peak_mib(args: list[str]) -> float:
     out = signals.run_relaying_stop_signals([sys.executable, "-c", MEASURE, *args], cwd=ROOT, stdout=subprocess.PIPE,
                                             text=True)
-    out.check_returncode()
+    if out.returncode:
+        sys.exit(f"error: {Path(args[1]).name} exited with {out.returncode} (its error is above)")
     return int(out.stdout.split()[-1]) / 1024
 
 
