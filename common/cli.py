@@ -9,11 +9,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from absl import app, flags
 
 from common import neurons, signals
 from common.env import CLUSTER_TIMEOUT_ENV, VERBOSE_ENV
+
+if TYPE_CHECKING:  # annotations only: the scripts define their flags before TensorFlow starts
+    import tensorflow as tf
+
+    from common.networks import Network
 
 FLAGS = flags.FLAGS
 
@@ -206,7 +212,7 @@ def start_tensorflow() -> object:
         fail(str(e), 2)
 
 
-def say_devices(strategy) -> None:
+def say_devices(strategy: tf.distribute.Strategy) -> None:
     """One line: the strategy, its replicas and this process's devices; a note when a GPU was asked for and
     TensorFlow sees none (a CUDA that fails to load leaves TensorFlow on the CPU without a word)."""
     import tensorflow as tf
@@ -278,7 +284,7 @@ def _data_roots(data, workspace: Path) -> list[Path]:
         fail(str(e), 2)
 
 
-def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[str]], None]:
+def ann_main(network: Network, quantized: bool, workspace: str | Path) -> Callable[[list[str]], None]:
     """The ``main`` of a ``Quant_*.py`` (``quantized=True``) or ``FP32_*.py`` script."""
     workspace = Path(workspace).resolve()
 
@@ -314,7 +320,7 @@ def ann_main(network, quantized: bool, workspace: str | Path) -> Callable[[list[
     return main
 
 
-def snn_main(network, workspace: str | Path) -> Callable[[list[str]], None]:
+def snn_main(network: Network, workspace: str | Path) -> Callable[[list[str]], None]:
     """The ``main`` of a ``Spiking_*.py`` script."""
     workspace = Path(workspace).resolve()
 

@@ -19,6 +19,7 @@ import json
 import re
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def epochs_note(history: dict | list | None) -> str:
         return "?"
 
 
-def settled_step(accuracy) -> int:
+def settled_step(accuracy: Sequence[float]) -> int:
     """The step (1-based) from which accuracy stays at its final value."""
     step = len(accuracy)
     while step > 1 and accuracy[step - 2] == accuracy[-1]:
