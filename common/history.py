@@ -18,8 +18,10 @@ first format, a bare list of epoch records, is read as a history without runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.fsutil import write_json
@@ -157,6 +159,41 @@ def trained_for(history: dict | list | None, unit: str = " epochs") -> str:
     images = epochs[-1].get("train_images", FULL_TRAINING_SET)
     unit = unit.removesuffix("s") if epochs[-1]["epoch"] == 1 else unit  # 1 epoch, 2 epochs
     return f"{epochs[-1]['epoch']}{unit}" + (f" on {images:,} images" if images < FULL_TRAINING_SET else "")
+
+
+@dataclass(frozen=True)
+class TrainingSpan:
+    """Consecutive epochs trained on one CPU in one precision: what the training cost, and where."""
+
+    first: int
+    last: int
+    cpu: str
+    precision: str
+    seconds: float
+
+    def __str__(self) -> str:
+        epochs = f"epoch {self.first}" if self.first == self.last else f"epochs {self.first}-{self.last}"
+        minutes = self.seconds / 60 / (self.last - self.first + 1)
+        return (f"{epochs}: {self.precision} on {self.cpu}, {minutes:.1f} min an epoch, "
+                f"{self.seconds / 3600:.1f} h")
+
+
+def training_spans(history: dict | list | None) -> list[TrainingSpan]:
+    """The epochs of ``history`` grouped by the CPU and precision of the run that trained them, in order.
+
+    Runs from before ``--precision`` existed trained in float32; a history without runs (the first
+    format) names no CPU."""
+    runs = history.get("runs", []) if isinstance(history, dict) else []
+    spans: list[TrainingSpan] = []
+    for record in epochs_of(history):
+        run = runs[record["run"]] if isinstance(record.get("run"), int) and record["run"] < len(runs) else {}
+        where = (run.get("cpu", "an unrecorded CPU"), run.get("settings", {}).get("precision") or "float32")
+        seconds = float(record.get("seconds", 0.0))
+        if spans and (spans[-1].cpu, spans[-1].precision) == where and spans[-1].last + 1 == record["epoch"]:
+            spans[-1] = dataclasses.replace(spans[-1], last=record["epoch"], seconds=spans[-1].seconds + seconds)
+        else:
+            spans.append(TrainingSpan(record["epoch"], record["epoch"], *where, seconds))
+    return spans
 
 
 def trained_for_checkpoint(checkpoint: str | os.PathLike) -> str:

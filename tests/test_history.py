@@ -49,3 +49,19 @@ def test_a_malformed_copy_is_one_error_saying_what_to_do(tmp_path, text):
                                                    r"it aside to resume without it$"):
         history.continued(ckpt, None)
     assert history.trained_for_checkpoint(ckpt) == ""  # a figure's label just leaves it out
+
+
+def test_training_spans_say_which_epochs_ran_on_which_cpu_in_which_precision():
+    amx, epyc = ({"cpu": cpu, "settings": {"precision": p}} for cpu, p in (("Intel Xeon", "bfloat16"),
+                                                                            ("AMD EPYC", "float32")))
+    h = {"runs": [{"cpu": "Intel Xeon", "settings": {}}, amx, amx, epyc],
+         "epochs": [{"epoch": e, "run": run, "seconds": 60.0} for e, run in ((1, 0), (2, 1), (3, 2), (4, 2), (5, 3))]}
+    spans = history.training_spans(h)
+    # a run from before --precision trained in float32; two resumes on one CPU in one precision are one span
+    assert [(s.first, s.last, s.cpu, s.precision, s.seconds) for s in spans] == [
+        (1, 1, "Intel Xeon", "float32", 60.0), (2, 4, "Intel Xeon", "bfloat16", 180.0),
+        (5, 5, "AMD EPYC", "float32", 60.0)]
+    assert str(spans[1]) == "epochs 2-4: bfloat16 on Intel Xeon, 1.0 min an epoch, 0.1 h"
+    assert str(spans[0]).startswith("epoch 1: float32")
+    assert history.training_spans([{"epoch": 1, "seconds": 5}])[0].cpu == "an unrecorded CPU"  # the first format
+    assert history.training_spans(None) == []

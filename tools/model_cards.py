@@ -36,7 +36,7 @@ from results_table import ROWS, read_json  # noqa: E402
 
 from common.provenance import sha256  # noqa: E402
 from common.fsutil import write_text  # noqa: E402
-from common.history import trained_for  # noqa: E402
+from common.history import trained_for, training_spans  # noqa: E402
 from common.networks import NETWORKS  # noqa: E402
 
 CHECKSUMS = ROOT / "SHA256SUMS"
@@ -197,7 +197,11 @@ def card(workspace: str, label: str) -> str | None:
             n = len(recorded) - 1
             resumed = f"   # resumed {'once' if n == 1 else f'{n} times'}" if n else ""
             text.append(user_command(recorded[0]["command"]) + resumed)
-    text += ["```", "", "## Limits", ""]
+    text += ["```", "", "What the training cost, by CPU and precision (wall time as recorded per epoch, beside "
+             "whatever else the machine ran; bfloat16 where the CPU multiplies it in hardware):", ""]
+    text += [f"- `{entry['path'].name}`: " + "; ".join(map(str, spans)) for entry in entries
+             if (spans := training_spans(entry["history"]))]
+    text += ["", "## Limits", ""]
     paper = next(row for row in ROWS if row[0] == workspace)
     text += [f"- {line}" for line in limits(workspace, entries)]
     text += [f"- One training run (seed 0) per weight file. The paper reports {paper[2]:.2f} % (k=1) and "
