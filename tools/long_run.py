@@ -173,6 +173,12 @@ def status(checkpoint: Path) -> str:
         span = f"epochs {mine[0]['epoch']}-{mine[-1]['epoch']}" if mine else "no epoch finished"
         lines.append(f"resume {index}: {run['started']}, {run['cpu']}, {run['settings'].get('precision')}, "
                      f"{span}, {minutes:.1f} min per epoch")
+    recent = epochs[-5:]  # the pace of the CPU at hand, as loaded as it has lately been
+    if recent and len(epochs) < STAGES[-1][0]:
+        left = STAGES[-1][0] - len(epochs)
+        hours = left * sum(r["seconds"] for r in recent) / len(recent) / 3600
+        pace = "the last epoch" if len(recent) == 1 else f"the last {len(recent)} epochs"
+        lines.append(f"{left} epochs left: about {hours:.0f} h at the pace of {pace}")
     return "\n".join(lines)
 
 
