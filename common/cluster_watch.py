@@ -168,4 +168,4 @@ def _end_as(status: int) -> NoReturn:
             signal.signal(-code, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, [-code])
         os.kill(os.getpid(), -code)
-    os._exit(code if code >= 0 else 128 - code)
+    os._exit(signals.shell_status(code))

@@ -120,6 +120,12 @@ class SignalGuard:
         return self.signum is not None
 
 
+def shell_status(returncode: int) -> int:
+    """A child's exit status as a shell reports it: its exit code, or 128 + signal where a signal killed it
+    (``subprocess`` gives that as minus the signal)."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
 class SignalRelay:
     """Within ``with``, SIGINT, SIGTERM and SIGHUP go on to the child process last started with :meth:`start`
     (which stops it the way it stops itself: saving, one line) instead of ending this process, which would
@@ -161,7 +167,7 @@ def run_relaying_stop_signals(args: list[str], **popen) -> subprocess.CompletedP
     with SignalRelay() as relay:
         child = relay.start(args, **popen)
         out, err = child.communicate()
-    status = child.returncode if child.returncode >= 0 else 128 - child.returncode  # the shell's 128 + signal
+    status = shell_status(child.returncode)
     if relay.received is not None:
         if child.returncode <= 0:  # it had finished, or a signal killed it without a word: the line is ours
             sys.stderr.write(f"{stop_line(relay.received)}\n")

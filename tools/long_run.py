@@ -126,9 +126,9 @@ def resume(checkpoint: Path) -> int:
             print("long run:", " ".join(cmd[1:]), flush=True)
             child = relay.start(cmd, start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
             lower_group_priority(child.pid)
-            status = child.wait()
+            status = signals.shell_status(child.wait())
             if status != 0:
-                return status if status > 0 else 128 - status  # killed by a signal: the shell's 128 + signal
+                return status
     if relay.received is not None:  # between two stages: the next one does not start
         return 128 + relay.received
     print(f"long run: the schedule is done ({STAGES[-1][0]} epochs); python tools/long_run.py publish", flush=True)
