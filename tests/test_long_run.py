@@ -86,6 +86,23 @@ def test_the_insurance_restores_the_state_bit_for_bit_and_never_over_one(long_ru
     assert json.loads((restored.parent / "k1.history.json").read_text()) == history
 
 
+def test_the_state_of_epoch_100_is_kept_before_the_second_stage_overwrites_it(long_run, tmp_path):
+    ckpt, kept, copy = tmp_path / "state" / "k1.npz", tmp_path / "state" / "kept.npz.xz", tmp_path / "repo" / "k1.xz"
+    weights = checkpoint.load(ROOT / "MNIST" / "pretrained" / "k1.npz", MNIST_LENET, 1)
+    history = {"runs": [], "epochs": []}
+    checkpoint.save(ckpt, MNIST_LENET, 1, weights, 99, 0, target_epoch=100, history=history)
+    assert long_run.keep_boundary_state(ckpt, kept) is None and not kept.exists()  # not yet at the boundary
+    checkpoint.save(ckpt, MNIST_LENET, 1, weights, 100, 0, target_epoch=100, history=history)
+    assert long_run.keep_boundary_state(ckpt, kept) == kept
+    packed = kept.read_bytes()
+    checkpoint.save(ckpt, MNIST_LENET, 1, weights, 100, 7, target_epoch=200, history=history)  # stage 2 saved
+    assert long_run.keep_boundary_state(ckpt, kept) is None and kept.read_bytes() == packed
+    assert long_run.insure(ckpt, copy, kept).read_bytes() == packed  # past the boundary: the kept copy
+    kept.unlink()
+    with pytest.raises(SystemExit, match="no copy of epoch 100 was kept"):
+        long_run.insure(ckpt, copy, kept)
+
+
 def test_the_run_yields_in_its_own_scheduling_group(long_run):
     autogroup = Path("/proc/self/autogroup")
     if not autogroup.exists():

@@ -3,7 +3,7 @@
     python tools/long_run.py status    # where the run stands: epochs, test accuracy, minutes per epoch, precision
     setsid python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 < /dev/null &
     python tools/long_run.py publish   # its history so far -> CIFAR10/CNN_1/pretrained/k1.run.history.json
-    python tools/long_run.py insure    # at epoch 100 only: the resumable state, lossless, into the repository
+    python tools/long_run.py insure    # from epoch 100 on: the state at epoch 100, lossless, into the repository
     python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy
     python tools/long_run.py ship      # once done: float16 weights and history -> CIFAR10/CNN_1/pretrained/k1.*
 
@@ -12,7 +12,9 @@ The schedule is the original README's: Adam at 1e-3 for 100 epochs, then ``--res
 state, position and history) lives outside the work tree, in ``$NEGSPIKE_STATE/cifar10_cnn1/k1.npz``
 (default ``~/.cache/negspike/``), so that a new checkout does not lose it. ``resume`` starts the run, or
 continues it from the batch after its last save, stage after stage, niced (the training script saves
-after every epoch and every ``--save_minutes``); run it first thing whenever work starts. Each resume
+after every epoch and every ``--save_minutes``); run it first thing whenever work starts. At the stage
+boundary it keeps the state of epoch 100 beside the run, packed as ``insure`` commits it, before the
+second stage overwrites it, so the insurance never depends on someone watching that one epoch. Each resume
 trains in bfloat16 where the CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16: 1.82x float32 on
 an Intel Xeon with AMX, 1.27x on an AMD EPYC with AVX512-BF16; ``benchmarks/train_speed.py --cifar``),
 else in float32 (12x faster than bfloat16 on an AVX2 EPYC); the history records the precision and CPU of
@@ -57,6 +59,11 @@ BFLOAT16_UNITS = {"amx_bf16", "avx512_bf16"}
 NICENESS = 10
 
 
+def kept_insurance() -> Path:
+    """Where ``resume`` keeps the packed state of epoch 100 for ``insure`` to copy into the repository."""
+    return state_folder() / INSURANCE.name
+
+
 def state_folder() -> Path:
     """``$NEGSPIKE_STATE/cifar10_cnn1``, by default ``~/.cache/negspike/cifar10_cnn1``."""
     return Path(os.environ.get("NEGSPIKE_STATE") or Path.home() / ".cache" / "negspike").expanduser() / "cifar10_cnn1"
@@ -81,6 +88,9 @@ class Position:
             return None
         with np.load(checkpoint, allow_pickle=False) as f:
             return cls(*(int(f[f"meta/{name}"]) for name in ("epoch", "batch", "target_epoch")))
+
+
+BOUNDARY = Position(STAGES[0][0], 0, STAGES[0][0])  # the end of the first stage: the state the insurance keeps
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,7 @@ def resume(checkpoint: Path) -> int:
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     with signals.SignalRelay() as relay:  # a stop reaches the training run, which saves and exits
         while relay.received is None and (stage := next_stage(Position.read(checkpoint))) is not None:
+            keep_boundary_state(checkpoint)
             cmd = command(stage, checkpoint, precision())
             print("long run:", " ".join(cmd[1:]), flush=True)
             child = relay.start(cmd, start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
@@ -133,6 +144,17 @@ def resume(checkpoint: Path) -> int:
         return 128 + relay.received
     print(f"long run: the schedule is done ({STAGES[-1][0]} epochs); python tools/long_run.py publish", flush=True)
     return 0
+
+
+def keep_boundary_state(checkpoint: Path, kept: Path | None = None) -> Path | None:
+    """At the stage boundary, pack the state once beside the run (the next stage's first save replaces it)."""
+    kept = kept or kept_insurance()
+    if Position.read(checkpoint) != BOUNDARY or kept.exists():
+        return None
+    insure(checkpoint, kept)
+    print(f"long run: kept the state of epoch {BOUNDARY.epoch} as {kept}; commit it with: "
+          "python tools/long_run.py insure", flush=True)
+    return kept
 
 
 def lower_group_priority(pid: int) -> None:
@@ -206,28 +228,39 @@ def ship(checkpoint: Path) -> Path:
     return SHIPPED
 
 
-def insure(checkpoint: Path, to: Path = INSURANCE) -> Path:
+def insure(checkpoint: Path, to: Path = INSURANCE, kept: Path | None = None) -> Path:
     """Copy the resumable state at the stage boundary (epoch 100, where the original restarts) into the
     repository, once, losslessly and compactly: each float32 array as its byte planes, the whole .npz
-    compressed with LZMA (94 MB of weights and Adam's state -> about 78 MB). Training from it is unchanged."""
+    compressed with LZMA (94 MB of weights and Adam's state -> about 78 MB). Training from it is unchanged.
+    Past the boundary it copies the packed state ``resume`` kept there."""
+    kept = kept or kept_insurance()
     position = Position.read(checkpoint)
-    if position != Position(STAGES[0][0], 0, STAGES[0][0]):
-        raise SystemExit(f"long_run: the insurance is the state at the end of epoch {STAGES[0][0]}; {checkpoint} "
-                         f"stands at {position}")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    if position != BOUNDARY and kept.exists() and kept != to:
+        with fsutil.atomic_write(to, "wb") as out:
+            out.write(kept.read_bytes())
+        return to
+    if position != BOUNDARY:
+        raise SystemExit(f"long_run: the insurance is the state at the end of epoch {BOUNDARY.epoch}; {checkpoint} "
+                         f"stands at {position} and no copy of epoch {BOUNDARY.epoch} was kept at {kept}")
     with np.load(checkpoint, allow_pickle=False) as f:
         packed = {(SHUFFLED + name if f[name].dtype == np.float32 else name): _planes(f[name]) for name in f.files}
     buffer = io.BytesIO()
     np.savez(buffer, **packed)
-    to.parent.mkdir(parents=True, exist_ok=True)
     with fsutil.atomic_write(to, "wb") as out:
         out.write(lzma.compress(buffer.getvalue(), preset=6))
     return to
 
 
-def restore(checkpoint: Path, source: Path = INSURANCE) -> Path:
-    """Write the checkpoint :func:`insure` copied back where the run keeps its state; never over a state."""
+def restore(checkpoint: Path, source: Path | None = None) -> Path:
+    """Write the checkpoint :func:`insure` copied back where the run keeps its state; never over a state.
+    By default from the repository's copy, else from the one ``resume`` kept."""
+    source = source or next((p for p in (INSURANCE, kept_insurance()) if p.exists()), INSURANCE)
     if checkpoint.exists():
         raise SystemExit(f"long_run: {checkpoint} exists; move it aside first if it is really lost or damaged")
+    if not source.exists():
+        raise SystemExit(f"long_run: no insurance at {source}; without it the run starts again: "
+                         "python tools/long_run.py resume")
     with np.load(io.BytesIO(lzma.decompress(source.read_bytes())), allow_pickle=False) as f:
         arrays = {name.removeprefix(SHUFFLED): _unplanes(f[name]) if name.startswith(SHUFFLED) else f[name]
                   for name in f.files}
