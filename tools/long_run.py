@@ -59,9 +59,9 @@ BFLOAT16_UNITS = {"amx_bf16", "avx512_bf16"}
 NICENESS = 10
 
 
-def kept_insurance() -> Path:
-    """Where ``resume`` keeps the packed state of epoch 100 for ``insure`` to copy into the repository."""
-    return state_folder() / INSURANCE.name
+def kept_insurance(checkpoint: Path) -> Path:
+    """Where ``resume`` keeps the packed state of epoch 100, beside the run, for ``insure`` to commit."""
+    return checkpoint.parent / INSURANCE.name
 
 
 def state_folder() -> Path:
@@ -148,7 +148,7 @@ def resume(checkpoint: Path) -> int:
 
 def keep_boundary_state(checkpoint: Path, kept: Path | None = None) -> Path | None:
     """At the stage boundary, pack the state once beside the run (the next stage's first save replaces it)."""
-    kept = kept or kept_insurance()
+    kept = kept or kept_insurance(checkpoint)
     if Position.read(checkpoint) != BOUNDARY or kept.exists():
         return None
     insure(checkpoint, kept)
@@ -195,6 +195,7 @@ def status(checkpoint: Path) -> str:
         span = f"epochs {mine[0]['epoch']}-{mine[-1]['epoch']}" if mine else "no epoch finished"
         lines.append(f"resume {index}: {run['started']}, {run['cpu']}, {run['settings'].get('precision')}, "
                      f"{span}, {minutes:.1f} min per epoch")
+    lines.append(insurance_status(checkpoint))
     recent = epochs[-5:]  # the pace of the CPU at hand, as loaded as it has lately been
     if recent and len(epochs) < STAGES[-1][0]:
         left = STAGES[-1][0] - len(epochs)
@@ -202,6 +203,16 @@ def status(checkpoint: Path) -> str:
         pace = "the last epoch" if len(recent) == 1 else f"the last {len(recent)} epochs"
         lines.append(f"{left} epochs left: about {hours:.0f} h at the pace of {pace}")
     return "\n".join(lines)
+
+
+def insurance_status(checkpoint: Path) -> str:
+    """Where the state of epoch 100 stands: committed, kept beside the run, or still to come."""
+    kept = kept_insurance(checkpoint)
+    if INSURANCE.exists():
+        return f"insurance: {INSURANCE.relative_to(ROOT)} (epoch {BOUNDARY.epoch})"
+    if kept.exists():
+        return f"insurance: kept at {kept}; commit it with: python tools/long_run.py insure"
+    return f"insurance: at the end of epoch {BOUNDARY.epoch}, kept by resume before the second stage"
 
 
 def publish(checkpoint: Path, to: Path = PUBLISHED) -> Path:
@@ -233,7 +244,7 @@ def insure(checkpoint: Path, to: Path = INSURANCE, kept: Path | None = None) -> 
     repository, once, losslessly and compactly: each float32 array as its byte planes, the whole .npz
     compressed with LZMA (94 MB of weights and Adam's state -> about 78 MB). Training from it is unchanged.
     Past the boundary it copies the packed state ``resume`` kept there."""
-    kept = kept or kept_insurance()
+    kept = kept or kept_insurance(checkpoint)
     position = Position.read(checkpoint)
     to.parent.mkdir(parents=True, exist_ok=True)
     if position != BOUNDARY and kept.exists() and kept != to:
@@ -255,7 +266,7 @@ def insure(checkpoint: Path, to: Path = INSURANCE, kept: Path | None = None) -> 
 def restore(checkpoint: Path, source: Path | None = None) -> Path:
     """Write the checkpoint :func:`insure` copied back where the run keeps its state; never over a state.
     By default from the repository's copy, else from the one ``resume`` kept."""
-    source = source or next((p for p in (INSURANCE, kept_insurance()) if p.exists()), INSURANCE)
+    source = source or next((p for p in (INSURANCE, kept_insurance(checkpoint)) if p.exists()), INSURANCE)
     if checkpoint.exists():
         raise SystemExit(f"long_run: {checkpoint} exists; move it aside first if it is really lost or damaged")
     if not source.exists():
