@@ -10,6 +10,7 @@ import pytest
 from common import checkpoint, fsutil, provenance
 from common.networks import NETWORKS
 from helpers import random_weights
+from signalling import PATIENCE
 
 MLP = NETWORKS["fashion_mlp"]
 
@@ -277,7 +278,7 @@ def test_export_refuses_nan_weights_and_raw_members(saved, tmp_path):
     bad["bn1/gamma"] = np.full_like(weights["bn1/gamma"], np.nan)
     checkpoint.save(tmp_path / "nan.npz", MLP, 1, bad, epoch=1)
     done = subprocess.run([sys.executable, "-m", "common.checkpoint", "export", str(tmp_path / "nan.npz"),
-                           str(tmp_path / "out.npz")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, cwd=ROOT, timeout=PATIENCE)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("error: cannot export") and "'bn1/gamma' holds NaN" in done.stderr
     raw = tmp_path / "raw.npz"

@@ -17,6 +17,7 @@ import tensorflow as tf
 from common import checkpoint, data, distribute, logs, spiking, train
 from common.networks import MNIST_LENET
 from conftest import ROOT
+from signalling import PATIENCE
 
 LEARNING_RATE = 1e-4
 
@@ -138,7 +139,7 @@ def start_workers(script: str, args: list[str]) -> list[subprocess.Popen]:
 def finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
     results = []
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=PATIENCE)
         results.append((proc.returncode, out, err))
     return results
 
@@ -180,7 +181,8 @@ def test_two_workers_train_convert_and_stop_together(idx_root, tmp_path):
 
     # and one device resumes it
     resumed = subprocess.run([sys.executable, str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), *common,
-                              "--batch_size", "20", "--resume", "True"], capture_output=True, text=True, timeout=300)
+                              "--batch_size", "20", "--resume", "True"], capture_output=True, text=True,
+                             timeout=PATIENCE)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = checkpoint.load(ckpt, MNIST_LENET, 1)
     assert (final.epoch, final.batch) == (3, 0) and int(final.optimizer[0]) == 3 * 20
@@ -189,6 +191,6 @@ def test_two_workers_train_convert_and_stop_together(idx_root, tmp_path):
 def test_multi_worker_without_tf_config_gets_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     done = subprocess.run([sys.executable, str(ROOT / "MNIST" / "Quant_LeNet_MNIST.py"), "--strategy",
-                           "multi_worker"], capture_output=True, text=True, env=env, timeout=120)
+                           "multi_worker"], capture_output=True, text=True, env=env, timeout=PATIENCE)
     assert done.returncode == 2 and done.stderr.startswith("error: --strategy multi_worker needs TF_CONFIG")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -16,6 +16,7 @@ from common import logs, provenance, spiking, train
 from common.networks import MNIST_LENET
 from common.progress import Progress
 from conftest import ROOT
+from signalling import PATIENCE
 
 T = 15
 
@@ -131,7 +132,7 @@ def test_the_script_end_to_end(trained, tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--k", "1", "--checkpoint",
          str(cfg.checkpoint), "--data_dir", str(tmp / "data"), "--time_steps", "12", "--log_dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr == ""  # a quiet start: no TensorFlow start-up lines without --verbose
     lines = done.stdout.strip().splitlines()
@@ -171,7 +172,7 @@ def test_bad_checkpoints_get_one_line(tmp_path, make_bad, message):
     bad = tmp_path / "k1.npz"
     make_bad(bad)
     done = subprocess.run([sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--checkpoint", str(bad)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: checkpoint") and message in done.stderr
 
@@ -179,7 +180,7 @@ def test_bad_checkpoints_get_one_line(tmp_path, make_bad, message):
 def test_missing_data_gets_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "FashionMNIST" / "MLP" / "Quant_MLP_FashionMNIST.py"),
                            "--mode", "inference", "--data_dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: fashion_mnist: missing t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
@@ -243,7 +244,7 @@ def test_a_run_says_its_strategy_and_devices_and_a_missing_gpu(trained, tmp_path
     done = subprocess.run(
         [sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--checkpoint", str(cfg.checkpoint),
          "--data_dir", str(tmp / "data"), "--time_steps", "4", "--num_samples", "10", "--log_dir", str(tmp_path),
-         "--strategy", "mirrored"], capture_output=True, text=True, timeout=300, env={**os.environ,
+         "--strategy", "mirrored"], capture_output=True, text=True, timeout=PATIENCE, env={**os.environ,
                                                                                       "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()

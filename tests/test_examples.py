@@ -12,6 +12,7 @@ import pytest
 
 from common import checkpoint, convert, data, extensions, logs, networks, plots
 from conftest import ROOT
+from signalling import PATIENCE
 from helpers import random_weights
 
 EXAMPLE = ROOT / "examples" / "digits"
@@ -22,7 +23,7 @@ def test_the_digits_example_runs_offline_and_converts_losslessly(tmp_path):
     pytest.importorskip("sklearn", reason="the examples extra: pip install -e '.[examples]'")
     copy = tmp_path / "examples" / "digits"  # a copy, so the run leaves this clone as it was
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("data", "checkpoints", "figs", "__pycache__"))
-    done = subprocess.run(["sh", str(copy / "run.sh")], capture_output=True, text=True, timeout=900,
+    done = subprocess.run(["sh", str(copy / "run.sh")], capture_output=True, text=True, timeout=PATIENCE,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # this tree's common, whatever is installed
     assert done.returncode == 0, done.stderr[-3000:]
     summary = logs.read_summary(copy / "figs" / "k1")

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from signalling import PATIENCE
 from helpers import MIXED, random_images, random_weights
 
 from common import checkpoint, convert, data, provenance, reference
@@ -37,7 +38,7 @@ def mnist_k1(tmp_path_factory):
     path = tmp_path_factory.mktemp("export") / "mnist_k1_snn.safetensors"
     done = subprocess.run([sys.executable, "-m", "common.convert", "export", str(ROOT / "MNIST" / "pretrained" /
                                                                                   "k1.npz"), str(path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr
     return path
 
@@ -95,7 +96,7 @@ def test_the_original_rule_and_fp32_checkpoints_are_refused_in_one_line(tmp_path
     for args in (["MNIST/pretrained/fp32.npz", str(tmp_path / "x.safetensors")],
                  [str(tmp_path / "missing.npz"), str(tmp_path / "x.safetensors")]):
         done = subprocess.run([sys.executable, "-m", "common.convert", "export", *args], capture_output=True,
-                              text=True, cwd=ROOT, timeout=300)
+                              text=True, cwd=ROOT, timeout=PATIENCE)
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: cannot export")
     with pytest.raises(ValueError, match="only level rules"):
         convert.spike_range("original")
@@ -139,7 +140,7 @@ def test_the_reader_command_line_writes_the_shipped_logs(mnist_k1, tmp_path):
                            "--images", str(mnist / "t10k-images-idx3-ubyte.gz"),
                            "--labels", str(mnist / "t10k-labels-idx1-ubyte.gz"),
                            "--num_images", "400", "--log_dir", str(tmp_path)], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=PATIENCE)
     assert done.returncode == 0, done.stderr
     assert "agreement with the exact ANN: 1.0000 of 400 images" in done.stdout
     for name in LOGS:

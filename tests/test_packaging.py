@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from common import plots
+from signalling import PATIENCE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,7 @@ def results_table_tool():
 
 def test_dash_h_is_help_for_scripts_and_tools(capsys):
     done = subprocess.run([sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "-h"], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=PATIENCE)
     assert "--k:" in done.stdout and "error" not in done.stderr, done.stderr  # absl exits 1 after help
     for main in (plots.main, results_table_tool().main):
         with pytest.raises(SystemExit) as exit_status:
@@ -83,13 +84,13 @@ def test_a_non_editable_install_draws_the_paper_curves(tmp_path):
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "figs", "checkpoints", "build", "*.egg-info",
                                                                  "__pycache__", ".pytest_cache", ".ruff_cache"))
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           str(source)], capture_output=True, text=True, timeout=600)
+                           str(source)], capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr
     workspace = tmp_path / "elsewhere" / "MNIST"
     shutil.copytree(ROOT / "MNIST" / "pretrained" / "logs", workspace / "figs")
     probe = ("import common, sys; from common import plots; print(common.__file__); "
              "print(sorted(plots.paper_curves('MNIST'))); plots.main(['MNIST'])")
-    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=PATIENCE,
                           cwd=workspace.parent)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

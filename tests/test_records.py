@@ -17,6 +17,7 @@ import pytest
 from common import logs, plots, spiking
 from common.networks import MNIST_LENET
 from conftest import ROOT
+from signalling import PATIENCE
 
 SHIPPED = ROOT / "MNIST" / "pretrained" / "k1.npz"
 SPIKING = ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"
@@ -142,7 +143,7 @@ def test_the_script_refuses_the_shipped_folder_and_changes_nothing(tmp_path):
     before = contents(shipped)
     env = {k: v for k, v in os.environ.items() if k != logs.WRITE_SHIPPED_ENV}
     done = subprocess.run([sys.executable, str(SPIKING), "--num_samples", "5", "--log_dir", str(shipped)],
-                          capture_output=True, text=True, timeout=300, env=env)
+                          capture_output=True, text=True, timeout=PATIENCE, env=env)
     assert done.returncode == 1 and done.stderr.startswith("error: ") and "shipped folder" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert contents(shipped) == before
@@ -209,7 +210,7 @@ def test_a_relative_log_dir_after_the_working_directory_was_deleted(tmp_path):
         [sys.executable, "-c", f"import os, sys; sys.path.insert(0, {str(ROOT)!r}); os.chdir({str(gone)!r}); "
          f"os.rmdir({str(gone)!r}); from common import logs\n"
          "try:\n    logs.check_writable('figs/k1')\nexcept logs.LogDirError as e:\n    print(e)"],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True, text=True, timeout=PATIENCE)
     assert "working directory no longer exists" in done.stdout, done.stderr
 
 

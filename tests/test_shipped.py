@@ -14,6 +14,7 @@ import pytest
 from common import data, logs, plots, spiking
 from common.networks import NETWORKS
 from conftest import ROOT
+from signalling import PATIENCE
 
 WORKSPACES = {"MNIST": "mnist_lenet", "FashionMNIST/MLP": "fashion_mlp", "FashionMNIST/LeNet": "fashion_lenet",
               "CIFAR10/CNN_1": "cifar10_cnn1", "CIFAR10/CNN_2": "cifar10_cnn2"}
@@ -34,7 +35,7 @@ def test_the_quick_start_runs_offline_and_changes_no_tracked_file(tmp_path):
     before = git_status()
     done = subprocess.run([sys.executable, str(ROOT / "MNIST" / "Spiking_LeNet_MNIST.py"), "--k", "1",
                            "--num_samples", "1000", "--log_dir", str(tmp_path / "figs" / "k1")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr == ""  # a quiet start: no TensorFlow start-up lines
     local = ROOT / "MNIST" / "checkpoints" / "k1.npz"  # a user's own training comes first; a fresh clone has none
@@ -58,7 +59,7 @@ def test_plots_draw_without_tensorflow_from_inside_a_workspace(tmp_path):
     shutil.copytree(shipped, workspace / "figs")
     done = subprocess.run([sys.executable, "-c", "import sys; from common import plots; plots.main(['.']); "
                            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'"],
-                          cwd=workspace, capture_output=True, text=True, timeout=300,
+                          cwd=workspace, capture_output=True, text=True, timeout=PATIENCE,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # this tree's common, whatever is installed
     assert done.returncode == 0, done.stderr[-2000:]
     assert all((workspace / "figs" / name).is_file() for name in plots.FIGURES)

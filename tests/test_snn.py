@@ -19,6 +19,7 @@ from common.neurons import NegativeSpikeIF, PositiveSpikeIF
 from common.snn import FastSimulator
 from common.spiking_network import SpikingLayer, SpikingNetwork
 from conftest import ROOT
+from signalling import PATIENCE
 from helpers import random_images, random_weights
 
 SEEDS = {name: i for i, name in enumerate(sorted(NETWORKS))}  # fixed seeds: never hash(), which varies per run
@@ -128,7 +129,7 @@ def test_onednn_on_and_off_give_the_same_records(tmp_path):
     for setting, variables in settings.items():
         env = dict(os.environ, **variables)
         done = subprocess.run([sys.executable, str(script), str(tmp_path / setting)], env=env,
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=PATIENCE)
         assert done.returncode == 0, done.stderr[-2000:]
         for name in ("mnist_lenet", "fashion_mlp", "cifar10_cnn1"):
             with np.load(tmp_path / f"{setting}{name}.npz") as f:

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from signalling import PATIENCE
 from helpers import MIXED, random_images, random_weights
 
 from common import convert, reference
@@ -47,7 +48,7 @@ def run_both(sn, x: np.ndarray, steps: int, tmp_path) -> dict[str, np.ndarray]:
     np.save(tmp_path / "x.npy", x)
     done = subprocess.run([sys.executable, "-c", RUN_BOTH, str(EXAMPLE), str(tmp_path / "snn.safetensors"),
                            str(tmp_path / "x.npy"), str(tmp_path / "out.npz"), str(steps)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr
     with np.load(tmp_path / "out.npz") as out:
         return dict(out)
@@ -64,7 +65,7 @@ def test_the_example_imports_neither_tensorflow_nor_this_package():
 @needs_spikingjelly
 def test_the_example_refuses_a_process_that_holds_tensorflow():
     code = f"import sys, tensorflow; sys.path.insert(0, {str(EXAMPLE)!r}); import spikingjelly_snn"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 1 and "run it in a process of its own" in done.stderr
 
 
@@ -95,12 +96,12 @@ def test_negative_spikes_reach_the_exact_levels_and_if_neurons_follow_the_first_
 def test_the_comparison_on_the_shipped_mnist_k1(images, tmp_path):
     model = tmp_path / "mnist_k1_snn.safetensors"
     subprocess.run([sys.executable, "-m", "common.convert", "export", str(ROOT / "MNIST" / "pretrained" / "k1.npz"),
-                    str(model)], check=True, capture_output=True, cwd=ROOT, timeout=600)
+                    str(model)], check=True, capture_output=True, cwd=ROOT, timeout=PATIENCE)
     done = subprocess.run([sys.executable, str(EXAMPLE / "compare.py"), str(model),
                            "--images", str(MNIST_DATA / "t10k-images-idx3-ubyte.gz"),
                            "--labels", str(MNIST_DATA / "t10k-labels-idx1-ubyte.gz"),
                            "--num_images", str(images), "--json", str(tmp_path / "out.json")],
-                          capture_output=True, text=True, timeout=3600)
+                          capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "out.json").read_text())
     exact, negative, plain = result["rows"]

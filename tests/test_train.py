@@ -15,6 +15,7 @@ import pytest
 from common import checkpoint, data, train
 from common.networks import MNIST_LENET
 from conftest import ROOT
+from signalling import PATIENCE
 
 
 def config(root: Path, tmp_path: Path, **overrides) -> train.TrainConfig:
@@ -149,7 +150,7 @@ def test_an_interrupted_run_saves_a_resumable_checkpoint(idx_root, tmp_path, sig
         if line.startswith("Epoch 1/2"):
             break
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=600)
+    _, err = proc.communicate(timeout=PATIENCE)
     assert proc.returncode == 128 + signum
     assert f"interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
     saved = checkpoint.load(ckpt, MNIST_LENET, 1)
@@ -157,7 +158,7 @@ def test_an_interrupted_run_saves_a_resumable_checkpoint(idx_root, tmp_path, sig
     assert saved.target_epoch == 2
 
     resumed = subprocess.run([*cmd[:cmd.index("--resume") + 1], "True", *cmd[cmd.index("--resume") + 2:]],
-                             capture_output=True, text=True, env=env, timeout=300)
+                             capture_output=True, text=True, env=env, timeout=PATIENCE)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "training to epoch 2" in resumed.stdout and "test accuracy:" in resumed.stdout
     final = checkpoint.load(ckpt, MNIST_LENET, 1)
