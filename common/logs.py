@@ -11,7 +11,7 @@ The rules of a log folder (``--log_dir``), which :func:`check_writable`, :func:`
 and :func:`write_logs` enforce:
 
 - a shipped folder (under a ``pretrained/`` of the repository, symbolic links resolved) is
-  never written by a user run; only ``tools/make_results.sh`` writes there (``NEGSPIKE_WRITE_SHIPPED=1``);
+  never written by a user run; only the record scripts in ``tools/`` write there (``NEGSPIKE_WRITE_SHIPPED=1``);
 - a folder holding anything but one run of this package (its four logs and ``summary.json``)
   is refused;
 - one run writes a folder at a time (a lock file ``.<name>.lock`` beside it);
@@ -42,7 +42,7 @@ SUMMARY = "summary.json"
 OURS = {*LOG_FILES, SUMMARY}
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = "pretrained"
-WRITE_SHIPPED_ENV = "NEGSPIKE_WRITE_SHIPPED"  # set by tools/make_results.sh, the one writer of shipped logs
+WRITE_SHIPPED_ENV = "NEGSPIKE_WRITE_SHIPPED"  # set by the record scripts of tools/, the only writers of shipped logs
 SUMMARY_KEYS = ("network", "k", "time_steps", "num_samples", "snn_accuracy")  # what makes a summary ours
 
 

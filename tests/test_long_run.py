@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import checkpoint, fsutil
+from common import checkpoint, fsutil, logs
 from common.networks import MNIST_LENET
 from conftest import ROOT
 
@@ -45,6 +46,19 @@ def test_a_resumed_finished_stage_trains_the_second_stage_to_epoch_200(long_run,
     flags = dict(zip(cmd[2::2], cmd[3::2]))
     assert flags["--resume"] == "True" and flags["--learning_rate"] == "0.0001" and flags["--epochs"] == "100"
     assert cmd[1] == str(ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py")
+
+
+def test_the_spiking_run_ship_names_may_replace_the_shipped_logs(long_run, monkeypatch):
+    words = shlex.split(long_run.SPIKING_RUN)
+    env = dict(word.split("=", 1) for word in words[:words.index("python")])
+    flags = dict(zip(words[words.index("python") + 2::2], words[words.index("python") + 3::2]))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert logs.check_writable(ROOT / flags["--log_dir"]) == ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "logs" / "k1"
+    monkeypatch.delenv(logs.WRITE_SHIPPED_ENV)
+    with pytest.raises(logs.LogDirError, match="shipped folder"):  # without it the run would refuse
+        logs.check_writable(ROOT / flags["--log_dir"])
+    assert flags["--checkpoint"] == str(long_run.SHIPPED.relative_to(ROOT)) and flags["--replace_logs"] == "True"
 
 
 def test_the_position_is_read_from_a_checkpoint_and_the_history_published_whole(long_run, tmp_path):

@@ -49,8 +49,9 @@ from common.history import HistoryError, epochs_of, read_beside, write_beside  #
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
-SPIKING_RUN = ("python CIFAR10/CNN_1/Spiking_CNN1_CIFAR10.py --k 1 --checkpoint CIFAR10/CNN_1/pretrained/k1.npz "
-               "--log_dir CIFAR10/CNN_1/pretrained/logs/k1 --replace_logs True")  # 100 steps, every test image
+SPIKING_RUN = ("NEGSPIKE_WRITE_SHIPPED=1 python CIFAR10/CNN_1/Spiking_CNN1_CIFAR10.py --k 1 "  # as make_results.sh
+               "--checkpoint CIFAR10/CNN_1/pretrained/k1.npz --log_dir CIFAR10/CNN_1/pretrained/logs/k1 "
+               "--replace_logs True")  # 100 steps, every test image
 PUBLISHED = SHIPPED.with_name("k1.run.history.json")
 INSURANCE = ROOT / "CIFAR10" / "CNN_1" / "insurance" / "k1.epoch100.npz.xz"
 SHUFFLED = "byte_planes/"  # a float32 array stored as its 4 byte planes, which LZMA compresses far better

@@ -1,12 +1,14 @@
 """Compare spiking runs of one network under different neuron rules: a table and a figure.
 
     python tools/rule_ablation.py MNIST/pretrained/figs/rules_k1.png \
-        MNIST/pretrained/logs/k1 MNIST/pretrained/logs/original/k1 MNIST/pretrained/logs/no_negative/k1
+        MNIST/pretrained/logs/k1 MNIST/pretrained/logs/no_negative/k1
 
-Each folder is a spiking run (``summary.json`` and its logs), labelled by its ``neuron_rule``. Prints a
-Markdown table (final SNN accuracy, agreement with the exact ANN, lossless step, mismatched neurons: hidden
-neurons whose final count is off the ANN's level, summed over the images, negative spikes per image) and
-draws the SNN's accuracy after every time step beside the exact ANN's. Imports no TensorFlow.
+Each folder is a spiking run (``summary.json`` and its logs), labelled by its ``neuron_rule``; a run
+under a third rule is one of your own first, e.g. ``python MNIST/Spiking_LeNet_MNIST.py --k 1
+--neuron_rule original --log_dir runs/original/k1``. Prints a Markdown table (final SNN accuracy,
+agreement with the exact ANN, lossless step, mismatched neurons: hidden neurons whose final count is off
+the ANN's level, summed over the images, negative spikes per image) and draws the SNN's accuracy after
+every time step beside the exact ANN's. Imports no TensorFlow.
 """
 
 from __future__ import annotations
