@@ -236,7 +236,8 @@ def ship(checkpoint: Path) -> Path:
         if signals.run_relaying_stop_signals([sys.executable, *cmd], cwd=ROOT).returncode:
             raise SystemExit(f"long_run: python {' '.join(cmd)} failed (its error is above)")
     PUBLISHED.unlink(missing_ok=True)
-    print(f"long run: next, its spiking run on the whole test set: {SPIKING_RUN}", flush=True)
+    print(f"long run: next, its spiking run on the whole test set: {SPIKING_RUN}; then its card and the "
+          "README's table: python tools/model_cards.py --write && python tools/results_table.py --write", flush=True)
     return SHIPPED
 
 
