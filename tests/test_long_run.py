@@ -61,6 +61,21 @@ def test_the_spiking_run_ship_names_may_replace_the_shipped_logs(long_run, monke
     assert flags["--checkpoint"] == str(long_run.SHIPPED.relative_to(ROOT)) and flags["--replace_logs"] == "True"
 
 
+def test_the_targets_say_which_are_met_and_by_how_much_one_is_missed(long_run, tmp_path):
+    summary = {"num_samples": 1000, "test_images": 1000, "time_steps": 100, "ann_accuracy": 0.921,
+               "agreement": 1.0, "mismatched_neurons": 0, "lossless_step": 57}
+    fsutil.write_json(tmp_path / "summary.json", summary)
+    lines = long_run.targets(tmp_path / "summary.json")
+    assert all(line.startswith("met ") for line in lines), lines
+    assert "ANN 92.10 % ± 0.85 (standard error, 1,000 test images)" in lines[0] and "-0.67 points" in lines[0]
+    fsutil.write_json(tmp_path / "summary.json", {**summary, "ann_accuracy": 0.9160, "lossless_step": None})
+    lines = long_run.targets(tmp_path / "summary.json")
+    assert lines[0].startswith("missed") and "-1.17 points" in lines[0]
+    assert lines[3] == "missed  lossless from step > 100 of 100, target 57 or earlier"
+    with pytest.raises(SystemExit, match="cannot read the spiking run's summary"):
+        long_run.targets(tmp_path / "none.json")
+
+
 def test_the_position_is_read_from_a_checkpoint_and_the_history_published_whole(long_run, tmp_path):
     ckpt = tmp_path / "k1.npz"
     assert long_run.Position.read(ckpt) is None

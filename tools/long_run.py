@@ -6,6 +6,7 @@
     python tools/long_run.py insure    # from epoch 100 on: the state at epoch 100, lossless, into the repository
     python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy
     python tools/long_run.py ship      # once done: float16 weights and history -> CIFAR10/CNN_1/pretrained/k1.*
+    python tools/long_run.py targets   # the shipped spiking run against the issue's targets, met or missed by how much
 
 The schedule is the original README's: Adam at 1e-3 for 100 epochs, then ``--resume True --learning_rate
 0.0001`` for 100 more, batch 200, seed 0. The resumable state (weights, BatchNorm statistics, Adam's
@@ -46,6 +47,7 @@ import numpy as np  # noqa: E402
 from benchmarks.timing import cpu_flags  # noqa: E402
 from common import fsutil  # noqa: E402
 from common.history import HistoryError, epochs_of, read_beside, write_beside  # noqa: E402
+from common.paper_table import PAPER_TABLE  # noqa: E402
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
@@ -53,6 +55,8 @@ SPIKING_RUN = ("NEGSPIKE_WRITE_SHIPPED=1 python CIFAR10/CNN_1/Spiking_CNN1_CIFAR
                "--checkpoint CIFAR10/CNN_1/pretrained/k1.npz --log_dir CIFAR10/CNN_1/pretrained/logs/k1 "
                "--replace_logs True")  # 100 steps, every test image
 PUBLISHED = SHIPPED.with_name("k1.run.history.json")
+SHIPPED_RUN = SHIPPED.parent / "logs" / "k1" / "summary.json"
+ANN_TOLERANCE = 1.0  # points either side of the paper's ANN accuracy that the 1,000 test images at hand allow
 INSURANCE = ROOT / "CIFAR10" / "CNN_1" / "insurance" / "k1.epoch100.npz.xz"
 SHUFFLED = "byte_planes/"  # a float32 array stored as its 4 byte planes, which LZMA compresses far better
 STAGES = ((100, 1e-3), (200, 1e-4))  # (last epoch of the stage, Adam's learning rate): the original README's
@@ -241,6 +245,36 @@ def ship(checkpoint: Path) -> Path:
     return SHIPPED
 
 
+def targets(summary_path: Path = SHIPPED_RUN) -> list[str]:
+    """The shipped spiking run against the targets of the paper's row: the ANN within
+    :data:`ANN_TOLERANCE` of the paper's (with the standard error of the images it saw), the SNN equal to
+    it (agreement 1.0, no mismatched neuron), and lossless no later than the paper's step. One line each,
+    ``met`` or ``missed`` and by how much."""
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"long_run: cannot read the spiking run's summary {summary_path} ({e}); "
+                         f"write it with: {SPIKING_RUN}") from None
+    paper = PAPER_TABLE["CIFAR10/CNN_1"]
+    images, ann = summary["num_samples"], 100 * summary["ann_accuracy"]
+    standard_error = 100 * (summary["ann_accuracy"] * (1 - summary["ann_accuracy"]) / images) ** 0.5
+    off = ann - paper.ann_k1
+    step, steps = summary["lossless_step"], summary["time_steps"]
+    checks = [
+        (abs(off) <= ANN_TOLERANCE, f"ANN {ann:.2f} % ± {standard_error:.2f} (standard error, {images:,} test images) "
+                                    f"against the paper's {paper.ann_k1:.2f} %: {off:+.2f} points, "
+                                    f"tolerance ±{ANN_TOLERANCE:g}"),
+        (summary["agreement"] == 1.0, f"agreement {summary['agreement']:.4f}, target 1.0"),
+        (summary["mismatched_neurons"] == 0, f"mismatched neurons {summary['mismatched_neurons']:,}, target 0"),
+        (step is not None and step <= paper.time_steps_k1,
+         f"lossless from step {step if step is not None else f'> {steps}'} of {steps}, "
+         f"target {paper.time_steps_k1} or earlier"),
+        (images == summary.get("test_images", images), f"{images:,} of the {summary.get('test_images', images):,} "
+                                                        f"test images at hand"),
+    ]
+    return [("met     " if ok else "missed  ") + text for ok, text in checks]
+
+
 def insure(checkpoint: Path, to: Path = INSURANCE, kept: Path | None = None) -> Path:
     """Copy the resumable state at the stage boundary (epoch 100, where the original restarts) into the
     repository, once, losslessly and compactly: each float32 array as its byte planes, the whole .npz
@@ -297,13 +331,15 @@ def _unplanes(planes: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["status", "resume", "publish", "insure", "restore", "ship"])
+    parser.add_argument("action", choices=["status", "resume", "publish", "insure", "restore", "ship", "targets"])
     args = parser.parse_args(argv)
     checkpoint = state_folder() / "k1.npz"
     if args.action == "resume":
         return resume(checkpoint)
     if args.action == "status":
         print(status(checkpoint))
+    elif args.action == "targets":
+        print("\n".join(targets()))
     else:
         write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
         with signals.working():  # files are written whole; a stop takes effect after them
