@@ -336,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = state_folder() / "k1.npz"
     if args.action == "resume":
         return resume(checkpoint)
-    if args.action == "status":
-        print(status(checkpoint))
-    elif args.action == "targets":
-        print("\n".join(targets()))
+    if args.action in ("status", "targets"):
+        text = status(checkpoint) if args.action == "status" else "\n".join(targets())
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # read by `| head`: the reader has what it wanted, so no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
         write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
         with signals.working():  # files are written whole; a stop takes effect after them
