@@ -154,9 +154,9 @@ def resume(checkpoint: Path) -> int:
 def keep_boundary_state(checkpoint: Path, kept: Path | None = None) -> Path | None:
     """At the stage boundary, pack the state once beside the run (the next stage's first save replaces it)."""
     kept = kept or kept_insurance(checkpoint)
-    if Position.read(checkpoint) != BOUNDARY or kept.exists():
+    if kept.exists() or Position.read(checkpoint) != BOUNDARY:
         return None
-    insure(checkpoint, kept)
+    pack_state(checkpoint, kept)
     print(f"long run: kept the state of epoch {BOUNDARY.epoch} as {kept}; commit it with: "
           "python tools/long_run.py insure", flush=True)
     return kept
@@ -260,6 +260,7 @@ def targets(summary_path: Path = SHIPPED_RUN) -> list[str]:
     standard_error = 100 * (summary["ann_accuracy"] * (1 - summary["ann_accuracy"]) / images) ** 0.5
     off = ann - paper.ann_k1
     step, steps = summary["lossless_step"], summary["time_steps"]
+    at_hand = summary.get("test_images", images)
     checks = [
         (abs(off) <= ANN_TOLERANCE, f"ANN {ann:.2f} % ± {standard_error:.2f} (standard error, {images:,} test images) "
                                     f"against the paper's {paper.ann_k1:.2f} %: {off:+.2f} points, "
@@ -269,34 +270,37 @@ def targets(summary_path: Path = SHIPPED_RUN) -> list[str]:
         (step is not None and step <= paper.time_steps_k1,
          f"lossless from step {step if step is not None else f'> {steps}'} of {steps}, "
          f"target {paper.time_steps_k1} or earlier"),
-        (images == summary.get("test_images", images), f"{images:,} of the {summary.get('test_images', images):,} "
-                                                        f"test images at hand"),
+        (images == at_hand, f"{images:,} of the {at_hand:,} test images at hand"),
     ]
     return [("met     " if ok else "missed  ") + text for ok, text in checks]
 
 
 def insure(checkpoint: Path, to: Path = INSURANCE, kept: Path | None = None) -> Path:
     """Copy the resumable state at the stage boundary (epoch 100, where the original restarts) into the
-    repository, once, losslessly and compactly: each float32 array as its byte planes, the whole .npz
-    compressed with LZMA (94 MB of weights and Adam's state -> about 78 MB). Training from it is unchanged.
-    Past the boundary it copies the packed state ``resume`` kept there."""
+    repository, once: the packed copy ``resume`` kept beside the run, packed now if the run stands there."""
     kept = kept or kept_insurance(checkpoint)
-    position = Position.read(checkpoint)
+    if not kept.exists():
+        position = Position.read(checkpoint)
+        if position != BOUNDARY:
+            raise SystemExit(f"long_run: the insurance is the state at the end of epoch {BOUNDARY.epoch}; "
+                             f"{checkpoint} stands at {position} and no copy of epoch {BOUNDARY.epoch} was kept "
+                             f"at {kept}")
+        pack_state(checkpoint, kept)
     to.parent.mkdir(parents=True, exist_ok=True)
-    if position != BOUNDARY and kept.exists() and kept != to:
-        with fsutil.atomic_write(to, "wb") as out:
-            out.write(kept.read_bytes())
-        return to
-    if position != BOUNDARY:
-        raise SystemExit(f"long_run: the insurance is the state at the end of epoch {BOUNDARY.epoch}; {checkpoint} "
-                         f"stands at {position} and no copy of epoch {BOUNDARY.epoch} was kept at {kept}")
+    with fsutil.atomic_write(to, "wb") as out:
+        out.write(kept.read_bytes())
+    return to
+
+
+def pack_state(checkpoint: Path, to: Path) -> None:
+    """The checkpoint, losslessly and compactly: each float32 array as its byte planes, the whole .npz
+    compressed with LZMA (94 MB of weights and Adam's state -> about 78 MB). Training from it is unchanged."""
     with np.load(checkpoint, allow_pickle=False) as f:
         packed = {(SHUFFLED + name if f[name].dtype == np.float32 else name): _planes(f[name]) for name in f.files}
     buffer = io.BytesIO()
     np.savez(buffer, **packed)
     with fsutil.atomic_write(to, "wb") as out:
         out.write(lzma.compress(buffer.getvalue(), preset=6))
-    return to
 
 
 def restore(checkpoint: Path, source: Path | None = None) -> Path:
