@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import signals  # noqa: E402
 
 if __name__ == "__main__":
-    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+    signals.start_program()  # first: a stop during the imports below ends the program with its line
 
 from common import startup
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "examples" / "spikingjelly"))
 from common import signals  # noqa: E402
 
 if __name__ == "__main__":
-    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+    signals.start_program()  # first: a stop during the imports below ends the program with its line
 
 import numpy as np
 import spikingjelly_snn

@@ -28,7 +28,7 @@ REPLICAS = 2
 from common import signals  # noqa: E402
 
 if __name__ == "__main__":
-    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+    signals.start_program()  # first: a stop during the imports below ends the program with its line
 
 from common import startup  # noqa: E402
 

@@ -179,8 +179,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     """``absl.app.run`` with one-line flag errors and help that exits 0; stop signals end the program with one
     line (:mod:`common.signals`, which the script caught at its first line), and a closed standard output
     does not end it."""
-    signals.catch_stop_signals()  # for a script that did not at its first line
-    signals.tolerate_lost_stdout()
+    signals.start_program()  # for a script that did not at its first line
     app.run(main, flags_parser=parse_flags)
 
 

@@ -163,6 +163,6 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     from common import signals
 
-    signals.catch_stop_signals()  # a stop signal ends the command with one line, after the file in progress
+    signals.start_program()  # a stop signal ends the command with one line, after the file in progress
     with signals.working():
         main()

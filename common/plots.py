@@ -25,7 +25,7 @@ from pathlib import Path
 from common import signals
 
 if __name__ == "__main__":  # python -m common.plots: stop signals are caught before matplotlib's slow import
-    signals.catch_stop_signals()
+    signals.start_program()
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 import matplotlib  # noqa: E402

@@ -1,7 +1,7 @@
 """Stop signals (SIGINT, SIGTERM, SIGHUP), one mechanism for every entry point; and a standard output that may go
 away (``| head``, ``>/dev/full``, closed) without taking the run with it.
 
-An entry point (a workspace script, ``python -m common.plots``) calls :func:`catch_stop_signals` as its first
+An entry point (a workspace script, ``python -m common.plots``) calls :func:`start_program` as its first
 statement, before any slow import. From then on a stop signal ends the program at once with one line and status
 128 + signal, unless a :class:`SignalGuard` holds it: within one (the work that writes files), the signal is
 only recorded, and the loops stop at their next batch and save. :func:`working` is an entry point's work: it
@@ -42,9 +42,10 @@ def stop_line(signum: int) -> str:
 def catch_stop_signals() -> None:
     """Make SIGINT, SIGTERM and SIGHUP end this program at once, with :func:`stop_line`, unless a guard holds them.
 
-    The first statement of every entry point, before its slow imports (TensorFlow's takes seconds): a signal
-    sent while they run must not be lost. Whatever the process inherited is replaced: a script's background job
-    (``cmd &``) starts with SIGINT ignored, where Python never raises KeyboardInterrupt. Later calls do nothing.
+    Called first by every entry point, through :func:`start_program`, before its slow imports (TensorFlow's
+    takes seconds): a signal sent while they run must not be lost. Whatever the process inherited is replaced:
+    a script's background job (``cmd &``) starts with SIGINT ignored, where Python never raises
+    KeyboardInterrupt. Later calls do nothing.
     """
     if _Stops.owned:
         return
@@ -92,7 +93,7 @@ class Interrupted(Exception):  # noqa: N818 - it is a signal, not an error
 
 class SignalGuard:
     """Within ``with``, SIGINT, SIGTERM and SIGHUP are only recorded (``signum``); the code inside decides when to
-    stop. Guards nest. Without an entry point's :func:`catch_stop_signals` (a library call, a test), the
+    stop. Guards nest. Without an entry point's :func:`start_program` (a library call, a test), the
     outermost guard installs the recording handlers and puts the previous ones back when it is left."""
 
     def __enter__(self) -> SignalGuard:
@@ -230,6 +231,14 @@ class _TolerantOutput:
             sys.stderr.write(f"note: standard output failed ({error.strerror}); the run goes on silently and "
                              f"still writes its files\n")
             sys.stderr.flush()
+
+
+def start_program() -> None:
+    """The first statement of every entry point: a stop signal ends it with one line (:func:`catch_stop_signals`),
+    and a standard output that is closed or full (``| head -1``, ``> /dev/full``) silences its printing, not its
+    work (:func:`tolerate_lost_stdout`). Later calls do nothing."""
+    catch_stop_signals()
+    tolerate_lost_stdout()
 
 
 def tolerate_lost_stdout() -> None:

@@ -521,6 +521,18 @@ def test_a_closed_or_full_standard_output_does_not_lose_the_run(tmp_path):
     assert logs.read_summary(tmp_path / "closed")["num_samples"] == 2
 
 
+@pytest.mark.parametrize("tool", [["tools/results_table.py"], ["tools/long_run.py", "targets"]], ids=" ".join)
+def test_a_tool_whose_reader_closed_the_pipe_ends_without_a_traceback(tool):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head -1` has once it has its line: every write fails
+    try:
+        done = subprocess.run([sys.executable, *tool], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=PATIENCE)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and done.stderr == ""
+
+
 def test_ctrl_c_while_the_unsettled_note_is_worked_out_is_honoured(capsys):
     class SignalledSimulator(_NeverQuiet):
         def simulate(self, x, steps, stop=lambda: False):

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from common import signals  # noqa: E402
 
 if __name__ == "__main__":
-    signals.catch_stop_signals()  # first: a stop during the imports ends the program with its line
+    signals.start_program()  # first: a stop during the imports ends the program with its line
 import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
@@ -341,11 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "resume":
         return resume(checkpoint)
     if args.action in ("status", "targets"):
-        text = status(checkpoint) if args.action == "status" else "\n".join(targets())
-        try:
-            print(text, flush=True)
-        except BrokenPipeError:  # read by `| head`: the reader has what it wanted, so no traceback
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(status(checkpoint) if args.action == "status" else "\n".join(targets()))
     else:
         write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
         with signals.working():  # files are written whole; a stop takes effect after them

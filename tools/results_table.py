@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from common import signals  # noqa: E402
 
 if __name__ == "__main__":
-    signals.catch_stop_signals()  # first: a stop during the imports below ends the program with its line
+    signals.start_program()  # first: a stop during the imports below ends the program with its line
 
 from common.fsutil import write_text  # noqa: E402
 from common.paper_table import PAPER_TABLE  # noqa: E402

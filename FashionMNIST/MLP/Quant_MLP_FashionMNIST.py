@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 
 from common import signals
 
-signals.catch_stop_signals()  # first: a stop signal during the slow imports below ends the run with one line
+signals.start_program()  # first: a stop signal during the slow imports below ends the run with one line
 
 from common import cli
 from common.networks import FASHION_MLP

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common import signals
 
-signals.catch_stop_signals()  # first: a stop signal during the slow imports below ends the run with one line
+signals.start_program()  # first: a stop signal during the slow imports below ends the run with one line
 
 from digits import DIGITS_CNN  # noqa: E402
 
