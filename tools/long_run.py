@@ -340,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = state_folder() / "k1.npz"
     if args.action == "resume":
         return resume(checkpoint)
-    if args.action in ("status", "targets"):
-        print(status(checkpoint) if args.action == "status" else "\n".join(targets()))
+    if args.action == "status":
+        print(status(checkpoint))
+    elif args.action == "targets":
+        print("\n".join(targets()))
     else:
         write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
         with signals.working():  # files are written whole; a stop takes effect after them
