@@ -91,13 +91,13 @@ def test_the_position_is_read_from_a_checkpoint_and_the_history_published_whole(
     status = long_run.status(ckpt)
     assert "1 of 200 epochs" in status and "bfloat16" in status and "5.5 min per epoch" in status
     assert "insurance: at the end of epoch 100, kept by resume" in status
+    assert status.endswith("199 epochs left: about 18 h at the pace of the last epoch")  # 199 x 5.5 min
     long_run.kept_insurance(ckpt).write_bytes(b"packed")
     assert "insurance: kept at" in long_run.status(ckpt)
     long_run.INSURANCE.parent.mkdir(parents=True)
     long_run.INSURANCE.write_bytes(b"packed")
     monkeypatch.setattr(long_run, "ROOT", clone)
     assert "insurance: CIFAR10/CNN_1/insurance/k1.epoch100.npz.xz (epoch 100)" in long_run.status(ckpt)
-    assert status.endswith("199 epochs left: about 18 h at the pace of the last epoch")  # 199 x 5.5 min
     published = long_run.publish(ckpt, tmp_path / "published.json")
     assert json.loads(published.read_text()) == history
 
