@@ -4,7 +4,9 @@ A history is one JSON object::
 
     {"runs":   [run record, ...],      # one per training run: command line, versions, data checksums,
                                        # settings, wall time (common.provenance.run_record)
-     "epochs": [epoch record, ...]}    # one per finished epoch: {"epoch": 1, "run": 0, "train_loss": ...}
+     "epochs": [epoch record, ...],    # one per finished epoch: {"epoch": 1, "run": 0, "train_loss": ...}
+     "lost":   [lost attempt, ...]}    # only if a state was lost and the run went on from an earlier copy
+                                       # (note_lost_attempt): the runs and epochs that went with it
 
 It is kept twice. The original lives inside the checkpoint (its ``meta/history`` member, so the two
 never disagree); a readable copy lives beside it, ``k1.npz`` -> ``k1.history.json``
@@ -57,7 +59,7 @@ def parse(text: str, where: str) -> dict:
 
 def from_object(obj: object, where: str) -> dict:
     """:func:`parse` of an already parsed object: ``{"runs": [...], "epochs": [...]}`` with every run an
-    object and every epoch an object with an integer ``epoch``."""
+    object and every epoch an object with an integer ``epoch``, and ``lost`` kept where there is one."""
     if isinstance(obj, list):
         obj = {"runs": [], "epochs": obj}
     epochs, runs = (obj.get("epochs"), obj.get("runs", [])) if isinstance(obj, dict) else (None, None)
@@ -65,7 +67,22 @@ def from_object(obj: object, where: str) -> dict:
             and all(isinstance(e, dict) and type(e.get("epoch")) is int for e in epochs)):
         raise HistoryError(f"{where}: its training history is not a list of epoch records (objects with an "
                            f"integer 'epoch')")
-    return {"runs": runs, "epochs": epochs}
+    lost = obj.get("lost", [])
+    if not (isinstance(lost, list) and all(isinstance(a, dict) for a in lost)):
+        raise HistoryError(f"{where}: its record of lost attempts is not a list of objects")
+    return {"runs": runs, "epochs": epochs, **({"lost": lost} if lost else {})}
+
+
+def note_lost_attempt(history: dict, lost: dict, noted: str, went_on_from: str) -> bool:
+    """Keep in ``history`` (a state restored from an earlier copy) the epochs of ``lost`` (the history of
+    the state that was lost) beyond its own, with ``lost``'s runs, which those epochs name by index.
+    ``False``, and nothing kept, if ``lost`` has no epoch beyond ``history``'s."""
+    done = max((e["epoch"] for e in history["epochs"]), default=0)
+    beyond = [e for e in lost["epochs"] if e["epoch"] > done]
+    if beyond:
+        history.setdefault("lost", []).append(
+            {"noted": noted, "went_on_from": went_on_from, "runs": lost["runs"], "epochs": beyond})
+    return bool(beyond)
 
 
 def as_history(obj: object) -> dict:

@@ -65,3 +65,17 @@ def test_training_spans_say_which_epochs_ran_on_which_cpu_in_which_precision():
     assert str(spans[0]).startswith("epoch 1: float32")
     assert history.training_spans([{"epoch": 1, "seconds": 5}])[0].cpu == "an unrecorded CPU"  # the first format
     assert history.training_spans(None) == []
+
+
+def test_a_lost_attempt_keeps_its_epochs_beyond_the_restored_state_and_survives_a_resume():
+    restored = {"runs": [{"command": "first"}], "epochs": [{"epoch": 1, "run": 0}, {"epoch": 2, "run": 0}]}
+    lost = {"runs": [{"command": "first"}, {"command": "second"}],
+            "epochs": [{"epoch": e, "run": e // 3} for e in (1, 2, 3, 4)]}
+    assert not history.note_lost_attempt(restored, {"runs": [], "epochs": restored["epochs"]}, "now", "epoch 2")
+    assert "lost" not in restored
+    assert history.note_lost_attempt(restored, lost, "2026-12-07T17:20:42+0000", "epoch 2, the insurance")
+    assert restored["lost"] == [{"noted": "2026-12-07T17:20:42+0000", "went_on_from": "epoch 2, the insurance",
+                                 "runs": lost["runs"], "epochs": [{"epoch": 3, "run": 1}, {"epoch": 4, "run": 1}]}]
+    assert history.parse(json.dumps(restored), "here") == restored  # a resumed run writes it back with the rest
+    with pytest.raises(history.HistoryError, match="lost attempts is not a list of objects"):
+        history.parse(json.dumps({**restored, "lost": [3]}), "here")

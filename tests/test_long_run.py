@@ -92,6 +92,7 @@ def test_the_position_is_read_from_a_checkpoint_and_the_history_published_whole(
     assert "1 of 200 epochs" in status and "bfloat16" in status and "5.5 min per epoch" in status
     assert "insurance: at the end of epoch 100, kept by resume" in status
     assert status.endswith("199 epochs left: about 18 h at the pace of the last epoch")  # 199 x 5.5 min
+    assert (long_run.duration(89.6), long_run.duration(16.5)) == ("90 min", "16 min")  # not "about 0 h"
     long_run.kept_insurance(ckpt).write_bytes(b"packed")
     assert "insurance: kept at" in long_run.status(ckpt)
     long_run.INSURANCE.parent.mkdir(parents=True)
@@ -122,6 +123,16 @@ def test_the_insurance_restores_the_state_bit_for_bit_and_never_over_one(long_ru
         assert a.files == b.files
         assert all(a[n].dtype == b[n].dtype and np.array_equal(a[n], b[n]) for n in a.files)
     assert json.loads((restored.parent / "k1.history.json").read_text()) == history
+    published = tmp_path / "published.json"  # the last published history of a state lost at epoch 102
+    lost = {"runs": [{"started": "then", "cpu": "a CPU", "settings": {}}],
+            "epochs": [{"epoch": e, "run": 0, "seconds": 300.0} for e in (101, 102)]}
+    fsutil.write_json(published, lost)
+    again = tmp_path / "again" / "k1.npz"
+    long_run.restore(again, copy, lost=published)
+    noted = json.loads((again.parent / "k1.history.json").read_text())["lost"]
+    assert noted[0]["epochs"] == lost["epochs"] and noted[0]["went_on_from"] == f"epoch 100, {copy}"
+    assert checkpoint.load(again, MNIST_LENET, 1).history["lost"] == noted  # inside the state too
+    assert "lost: epochs 101-102 with their state" in long_run.status(again)
 
 
 def test_the_state_of_epoch_100_is_kept_before_the_second_stage_overwrites_it(long_run, tmp_path):

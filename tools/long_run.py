@@ -4,7 +4,8 @@
     setsid python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 < /dev/null &
     python tools/long_run.py publish   # its history so far -> CIFAR10/CNN_1/pretrained/k1.run.history.json
     python tools/long_run.py insure    # from epoch 100 on: the state at epoch 100, lossless, into the repository
-    python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy
+    python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy,
+                                    # keeping the published epochs it lost in the history
     python tools/long_run.py ship      # once done: float16 weights and history -> CIFAR10/CNN_1/pretrained/k1.*
     python tools/long_run.py targets   # the shipped spiking run against the issue's targets, met or missed by how much
 
@@ -41,12 +42,14 @@ import json  # noqa: E402
 import lzma  # noqa: E402
 import os  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks.timing import cpu_flags  # noqa: E402
 from common import fsutil  # noqa: E402
-from common.history import HistoryError, epochs_of, read_beside, write_beside  # noqa: E402
+from common.history import (HistoryError, as_history, epochs_of, note_lost_attempt, read_beside,  # noqa: E402
+                            write_beside)
 from common.paper_table import PAPER_TABLE  # noqa: E402
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
@@ -201,13 +204,22 @@ def status(checkpoint: Path) -> str:
         lines.append(f"resume {index}: {run['started']}, {run['cpu']}, {run['settings'].get('precision')}, "
                      f"{span}, {minutes:.1f} min per epoch")
     lines.append(insurance_status(checkpoint))
+    for attempt in history.get("lost", []):
+        lost = attempt["epochs"]
+        lines.append(f"lost: epochs {lost[0]['epoch']}-{lost[-1]['epoch']} with their state, noted "
+                     f"{attempt['noted']}; the run went on from {attempt['went_on_from']}")
     recent = epochs[-5:]  # the pace of the CPU at hand, as loaded as it has lately been
     if recent and len(epochs) < STAGES[-1][0]:
         left = STAGES[-1][0] - len(epochs)
-        hours = left * sum(r["seconds"] for r in recent) / len(recent) / 3600
+        minutes = left * sum(r["seconds"] for r in recent) / len(recent) / 60
         pace = "the last epoch" if len(recent) == 1 else f"the last {len(recent)} epochs"
-        lines.append(f"{left} epochs left: about {hours:.0f} h at the pace of {pace}")
+        lines.append(f"{left} epochs left: about {duration(minutes)} at the pace of {pace}")
     return "\n".join(lines)
+
+
+def duration(minutes: float) -> str:
+    """``18 h`` for a long wait, ``25 min`` under an hour and a half (where hours round too coarsely)."""
+    return f"{minutes / 60:.0f} h" if minutes >= 90 else f"{minutes:.0f} min"
 
 
 def insurance_status(checkpoint: Path) -> str:
@@ -303,9 +315,11 @@ def pack_state(checkpoint: Path, to: Path) -> None:
         out.write(lzma.compress(buffer.getvalue(), preset=6))
 
 
-def restore(checkpoint: Path, source: Path | None = None) -> Path:
+def restore(checkpoint: Path, source: Path | None = None, lost: Path | None = None) -> Path:
     """Write the checkpoint :func:`insure` copied back where the run keeps its state; never over a state.
-    By default from the repository's copy, else from the one ``resume`` kept."""
+    By default from the repository's copy, else from the one ``resume`` kept. ``lost``: the last published
+    history of the state that was lost, whose epochs beyond the copy's the restored history keeps (as
+    ``lost``), so the record says what was lost and from where the run went on."""
     source = source or next((p for p in (INSURANCE, kept_insurance(checkpoint)) if p.exists()), INSURANCE)
     if checkpoint.exists():
         raise SystemExit(f"long_run: {checkpoint} exists; move it aside first if it is really lost or damaged")
@@ -315,11 +329,25 @@ def restore(checkpoint: Path, source: Path | None = None) -> Path:
     with np.load(io.BytesIO(lzma.decompress(source.read_bytes())), allow_pickle=False) as f:
         arrays = {name.removeprefix(SHUFFLED): _unplanes(f[name]) if name.startswith(SHUFFLED) else f[name]
                   for name in f.files}
+    history = json.loads(str(arrays["meta/history"]))
+    if lost is not None and lost.exists():
+        noted = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # as a run record's "started"
+        where = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
+        if note_lost_attempt(history, read_published(lost), noted, f"epoch {int(arrays['meta/epoch'])}, {where}"):
+            arrays["meta/history"] = np.array(json.dumps(history))
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     with fsutil.atomic_write(checkpoint, "wb") as out:
         np.savez(out, **arrays)
-    write_beside(checkpoint, json.loads(str(arrays["meta/history"])))  # as training writes it
+    write_beside(checkpoint, history)  # as training writes it
     return checkpoint
+
+
+def read_published(path: Path) -> dict:
+    try:
+        return as_history(json.loads(path.read_text()))
+    except (OSError, ValueError, RecursionError) as e:
+        raise SystemExit(f"long_run: the published history {path} is not readable ({e}); restore without "
+                         f"it by moving it aside") from None
 
 
 def _planes(array: np.ndarray) -> np.ndarray:
@@ -345,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "targets":
         print("\n".join(targets()))
     else:
-        write = {"publish": publish, "insure": insure, "restore": restore, "ship": ship}[args.action]
+        write = {"publish": publish, "insure": insure, "ship": ship,
+                 "restore": lambda state: restore(state, lost=PUBLISHED)}[args.action]
         with signals.working():  # files are written whole; a stop takes effect after them
             print(f"wrote {write(checkpoint)}")
     return 0
