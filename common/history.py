@@ -75,13 +75,14 @@ def from_object(obj: object, where: str) -> dict:
 
 def note_lost_attempt(history: dict, lost: dict, noted: str, went_on_from: str) -> bool:
     """Keep in ``history`` (a state restored from an earlier copy) the epochs of ``lost`` (the history of
-    the state that was lost) beyond its own, with ``lost``'s runs, which those epochs name by index.
-    ``False``, and nothing kept, if ``lost`` has no epoch beyond ``history``'s."""
+    the state that was lost) beyond its own, with ``lost``'s runs, which those epochs name by index, after
+    the attempts ``lost`` itself had lost. ``False``, and nothing kept, if ``lost`` has no epoch beyond."""
     done = max((e["epoch"] for e in history["epochs"]), default=0)
     beyond = [e for e in lost["epochs"] if e["epoch"] > done]
     if beyond:
-        history.setdefault("lost", []).append(
-            {"noted": noted, "went_on_from": went_on_from, "runs": lost["runs"], "epochs": beyond})
+        earlier = [a for a in lost.get("lost", []) if a not in history.get("lost", [])]
+        history["lost"] = [*history.get("lost", []), *earlier,
+                           {"noted": noted, "went_on_from": went_on_from, "runs": lost["runs"], "epochs": beyond}]
     return bool(beyond)
 
 

@@ -77,5 +77,10 @@ def test_a_lost_attempt_keeps_its_epochs_beyond_the_restored_state_and_survives_
     assert restored["lost"] == [{"noted": "2026-12-07T17:20:42+0000", "went_on_from": "epoch 2, the insurance",
                                  "runs": lost["runs"], "epochs": [{"epoch": 3, "run": 1}, {"epoch": 4, "run": 1}]}]
     assert history.parse(json.dumps(restored), "here") == restored  # a resumed run writes it back with the rest
+    again = {"runs": [{"command": "first"}], "epochs": restored["epochs"][:1]}  # lost a second time, at epoch 3
+    history.note_lost_attempt(again, {**restored, "epochs": [*restored["epochs"], {"epoch": 3, "run": 0}]}, "later",
+                              "epoch 1")
+    assert [a["noted"] for a in again["lost"]] == ["2026-12-07T17:20:42+0000", "later"]
+    assert [e["epoch"] for e in again["lost"][1]["epochs"]] == [2, 3]
     with pytest.raises(history.HistoryError, match="lost attempts is not a list of objects"):
         history.parse(json.dumps({**restored, "lost": [3]}), "here")

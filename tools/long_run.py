@@ -4,8 +4,8 @@
     setsid python tools/long_run.py resume >> ~/.cache/negspike/cifar10_cnn1/train.log 2>&1 < /dev/null &
     python tools/long_run.py publish   # its history so far -> CIFAR10/CNN_1/pretrained/k1.run.history.json
     python tools/long_run.py insure    # from epoch 100 on: the state at epoch 100, lossless, into the repository
-    python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy,
-                                    # keeping the published epochs it lost in the history
+    python tools/long_run.py restore   # if the state is ever lost: back to epoch 100 from that copy, the
+                                       # history keeping the published epochs it lost
     python tools/long_run.py ship      # once done: float16 weights and history -> CIFAR10/CNN_1/pretrained/k1.*
     python tools/long_run.py targets   # the shipped spiking run against the issue's targets, met or missed by how much
 
@@ -41,14 +41,14 @@ import io  # noqa: E402
 import json  # noqa: E402
 import lzma  # noqa: E402
 import os  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks.timing import cpu_flags  # noqa: E402
 from common import fsutil  # noqa: E402
-from common.history import (HistoryError, as_history, epochs_of, note_lost_attempt, read_beside,  # noqa: E402
+from common.history import (HistoryError, epochs_of, note_lost_attempt, parse, read_beside,  # noqa: E402
                             write_beside)
 from common.paper_table import PAPER_TABLE  # noqa: E402
 
@@ -343,11 +343,11 @@ def restore(checkpoint: Path, source: Path | None = None, lost: Path | None = No
 
 
 def read_published(path: Path) -> dict:
+    """The history last published, read to record what a lost state held; one line if it cannot be."""
     try:
-        return as_history(json.loads(path.read_text()))
-    except (OSError, ValueError, RecursionError) as e:
-        raise SystemExit(f"long_run: the published history {path} is not readable ({e}); restore without "
-                         f"it by moving it aside") from None
+        return parse(path.read_text(), str(path))
+    except (OSError, HistoryError) as e:
+        raise SystemExit(f"long_run: {e}; restore without it by moving it aside") from None
 
 
 def _planes(array: np.ndarray) -> np.ndarray:
