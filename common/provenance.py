@@ -118,6 +118,11 @@ def interpreter() -> str:
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def timestamp(seconds: float | None = None) -> str:
+    """``2026-12-07T17:20:42+0000``: local time with its offset, as run records keep it; now by default."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds or time.time()))
+
+
 def run_record(checkpoint: str | Path | None = None, data_files: Iterable[str | Path] = (),
                started: float | None = None, data_roots: Iterable[str | Path] = ()) -> dict[str, object]:
     """Command line, git commit, versions, CPU, checkpoint and data checksums, wall time. Data files are
@@ -126,7 +131,7 @@ def run_record(checkpoint: str | Path | None = None, data_files: Iterable[str | 
     roots = list(data_roots)
     record: dict[str, object] = {
         "command": recorded_command(sys.argv),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started or time.time())),
+        "started": timestamp(started),
         "git": git_state(),
         "versions": versions(),
         "cpu": cpu_model(),

@@ -41,7 +41,6 @@ import io  # noqa: E402
 import json  # noqa: E402
 import lzma  # noqa: E402
 import os  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -51,6 +50,7 @@ from common import fsutil  # noqa: E402
 from common.history import (HistoryError, epochs_of, note_lost_attempt, parse, read_beside,  # noqa: E402
                             write_beside)
 from common.paper_table import PAPER_TABLE  # noqa: E402
+from common.provenance import timestamp  # noqa: E402
 
 SCRIPT = ROOT / "CIFAR10" / "CNN_1" / "Quant_CNN1_CIFAR10.py"
 SHIPPED = ROOT / "CIFAR10" / "CNN_1" / "pretrained" / "k1.npz"
@@ -331,9 +331,8 @@ def restore(checkpoint: Path, source: Path | None = None, lost: Path | None = No
                   for name in f.files}
     history = json.loads(str(arrays["meta/history"]))
     if lost is not None and lost.exists():
-        noted = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # as a run record's "started"
         where = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
-        if note_lost_attempt(history, read_published(lost), noted, f"epoch {int(arrays['meta/epoch'])}, {where}"):
+        if note_lost_attempt(history, read_published(lost), timestamp(), f"epoch {int(arrays['meta/epoch'])}, {where}"):
             arrays["meta/history"] = np.array(json.dumps(history))
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     with fsutil.atomic_write(checkpoint, "wb") as out:
