@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common import registry
 from common.env import DATA_ENV
 from common.fsutil import atomic_write
 
@@ -566,10 +567,7 @@ DATASETS: dict[str, Dataset] = {}
 def register(dataset: Dataset) -> Dataset:
     """Add ``dataset`` to :data:`DATASETS` under its name; returns it. A second, different dataset of the same name
     is refused with a ValueError (the same description again, from a module imported twice, changes nothing)."""
-    if DATASETS.get(dataset.name, dataset) != dataset:
-        raise ValueError(f"a different dataset called {dataset.name!r} is already registered")
-    DATASETS[dataset.name] = dataset
-    return dataset
+    return registry.add(DATASETS, dataset.name, dataset, "dataset")
 
 
 def dataset_of(dataset: str | Dataset) -> Dataset:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from common import registry
+
 
 @dataclasses.dataclass(frozen=True)
 class Conv:
@@ -96,10 +98,7 @@ NETWORKS: dict[str, Network] = {}
 def register(network: Network) -> Network:
     """Add ``network`` to :data:`NETWORKS` under its name; returns it. A second, different network of the same name
     is refused with a ValueError (the same description again, from a module imported twice, changes nothing)."""
-    if NETWORKS.get(network.name, network) != network:
-        raise ValueError(f"a different network called {network.name!r} is already registered")
-    NETWORKS[network.name] = network
-    return network
+    return registry.add(NETWORKS, network.name, network, "network")
 
 
 MNIST_LENET = register(Network("mnist_lenet", "mnist", (28, 28, 1), (

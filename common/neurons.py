@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from common import registry
 from common.spiking_network import SpikingLayer
 
 
@@ -85,10 +86,7 @@ RULES: dict[str, type[Rule]] = {}
 def register(kind: type[Rule]) -> type[Rule]:
     """Add the rule ``kind`` to :data:`RULES` under its ``name`` (a class decorator); a second, different rule
     of the same name is refused with a ValueError."""
-    if RULES.get(kind.name, kind) is not kind:
-        raise ValueError(f"a neuron rule called {kind.name!r} is already registered ({RULES[kind.name].__qualname__})")
-    RULES[kind.name] = kind
-    return kind
+    return registry.add(RULES, kind.name, kind, "neuron rule")
 
 
 @register

@@ -93,7 +93,7 @@ def test_every_registry_refuses_a_second_entry_of_one_name(registries, monkeypat
         def step(level, count, xp=None):
             return level, count
 
-    with pytest.raises(ValueError, match="a neuron rule called 'lossless' is already registered"):
+    with pytest.raises(ValueError, match="a different neuron rule called 'lossless' is already registered"):
         neurons.register(Lossless)
     assert neurons.RULES["lossless"] is neurons.NegativeSpikeIF
     assert neurons.is_level_rule(neurons.NegativeSpikeIF) and not neurons.is_level_rule(neurons.OriginalIF)
