@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -18,6 +20,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from common import startup  # noqa: E402
 
 startup.start(cpu_replicas=2)  # quietly, before any test imports TensorFlow; two CPU devices for --strategy mirrored
+
+
+def load_script(path: Path) -> ModuleType:
+    """The script at ``path`` (tools/, benchmarks/ and examples/ are no packages) as a module, run once per call."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from absl import flags
 
 from common import cli
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "common" / "paper" / "README.md"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -42,9 +42,7 @@ def test_every_relative_link_resolves(document):
 
 
 def test_the_readme_table_is_the_generated_one():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "tools" / "results_table.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script(ROOT / "tools" / "results_table.py")
     readme = (ROOT / "README.md").read_text()
     assert f"{tool.START}\n{tool.readme_block()}\n{tool.END}" in readme, "run python tools/results_table.py --write"
 

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 from signalling import PATIENCE
 from helpers import MIXED, random_images, random_weights
 
@@ -26,10 +25,7 @@ BATCH = 200  # the shipped logs' batch: one line per batch and step
 
 @pytest.fixture(scope="module")
 def reader():
-    spec = importlib.util.spec_from_file_location("numpy_snn", READER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(READER)
 
 
 @pytest.fixture(scope="module")

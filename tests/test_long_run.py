@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import subprocess
@@ -14,16 +13,12 @@ import pytest
 
 from common import checkpoint, fsutil, logs
 from common.networks import MNIST_LENET
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def long_run():
-    spec = importlib.util.spec_from_file_location("long_run", ROOT / "tools" / "long_run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools" / "long_run.py")
 
 
 @pytest.mark.parametrize("position, expected", [

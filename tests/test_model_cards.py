@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from common.provenance import sha256
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("model_cards", ROOT / "tools" / "model_cards.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools" / "model_cards.py")
 
 
 @pytest.fixture(scope="module")

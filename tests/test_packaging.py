@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
-from common import plots
+from conftest import ROOT, load_script
 from signalling import PATIENCE
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import plots
 
 
 def test_the_paper_curves_are_package_data():
@@ -43,10 +41,7 @@ def test_a_folder_of_workspaces_names_them():
 
 def results_table_tool():
     """``tools/results_table.py`` as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "tools" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools" / "results_table.py")
 
 
 def test_dash_h_is_help_for_scripts_and_tools(capsys):

@@ -4,7 +4,6 @@ simulator (when $NEGSPIKE_ORIGINAL_REPO names a checkout of it)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import sys
@@ -12,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 from helpers import random_images, random_weights
 
 from benchmarks import timing
@@ -23,16 +22,9 @@ ORIGINAL_REPO_ENV = "NEGSPIKE_ORIGINAL_REPO"  # a checkout of the original code'
 STEPS = 3
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("snn_vs_others", ROOT / "benchmarks" / "snn_vs_others.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark()
+    return load_script(ROOT / "benchmarks" / "snn_vs_others.py")
 
 
 def tiny(network, images: int = 3, seed: int = 5):
